@@ -1,0 +1,179 @@
+"""Generate answers for a question file: batched, greedy, resumable, shardable.
+
+    python -m eval.generate --model-path M [--model-base B] --question-file Q --image-folder D \\
+        --answers-file A --batch-size 16 --max-new-tokens 128 [--num-chunks C --chunk-idx I]
+
+Each line of A is `{"question_id", "prompt", "text", "model_id"}`. Prompts are built exactly as in training (the
+checkpoint's chat template, `PromptFormat`), so a model is asked the way it was taught. Batches are left-padded;
+greedy answers equal those of batch size 1 (tested).
+
+Resuming: answers are appended and flushed batch by batch. Run the same command again after a kill and it keeps the
+complete lines, drops a half-written last line, and answers only what is missing. Sharding: `--num-chunks C
+--chunk-idx I` takes the I-th of C contiguous slices; `python -m eval.merge_answers` joins the shards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .io import read_jsonl
+
+
+def chunk(items: list, num_chunks: int, index: int) -> list:
+    """The `index`-th of `num_chunks` contiguous, near-equal slices (every item in exactly one slice)."""
+    if not 0 <= index < num_chunks:
+        raise ValueError(f"--chunk-idx {index} must be in [0, {num_chunks})")
+    bounds = [round(i * len(items) / num_chunks) for i in range(num_chunks + 1)]
+    return items[bounds[index]: bounds[index + 1]]
+
+
+def completed_ids(answers_file: Path) -> set[str]:
+    """Ids already answered; a trailing partial line (killed mid-write) is cut off so appending stays valid JSONL."""
+    if not answers_file.is_file():
+        return set()
+    raw = answers_file.read_bytes()
+    keep = raw if raw.endswith(b"\n") or not raw else raw[: raw.rfind(b"\n") + 1]
+    done = set()
+    lines = keep.decode("utf-8").splitlines(keepends=True)
+    good = 0
+    for line in lines:
+        try:
+            done.add(str(json.loads(line)["question_id"]))
+        except (json.JSONDecodeError, KeyError):
+            break  # only the last line can be damaged by a kill; anything after it is dropped too
+        good += len(line.encode("utf-8"))
+    if good != len(raw):
+        with answers_file.open("r+b") as f:
+            f.truncate(good)
+    return done
+
+
+class Generator:
+    """Holds the model and prompt format; answers batches of questions."""
+
+    def __init__(self, model, processor, image_folder: str | None, image_aspect_ratio: str = "pad",
+                 max_new_tokens: int = 128, model_id: str = "model"):
+        from llava_thanora.data.conversation import PromptFormat
+
+        self.model, self.processor, self.image_folder = model, processor, image_folder
+        self.format = PromptFormat.from_processor(processor)
+        self.aspect, self.max_new_tokens, self.model_id = image_aspect_ratio, max_new_tokens, model_id
+        self.device = next(model.parameters()).device
+
+    def _images(self, question: dict) -> list:
+        from llava_thanora.data.images import load_image, resolve_image
+
+        image = question.get("image")
+        if not image:
+            return []
+        paths = [image] if isinstance(image, str) else image
+        mean = getattr(self.processor.image_processor, "image_mean", None)
+        return [load_image(resolve_image(self.image_folder, p), self.aspect, mean) for p in paths]
+
+    @torch.no_grad()
+    def answer(self, questions: list[dict], prompt_suffix: str = "") -> list[dict]:
+        prompts, ids, images = [], [], []
+        for q in questions:
+            imgs = self._images(q)
+            text = q["text"] + (f"\n{prompt_suffix}" if prompt_suffix else "")
+            prompt = self.format.generation_prompt(text, num_images=len(imgs))
+            prompts.append(prompt)
+            ids.append(self.format.encode_prompt(prompt))
+            images += imgs
+        pad = self.processor.tokenizer.pad_token_id
+        width = max(len(x) for x in ids)
+        # Left padding: every prompt ends at the same position, so generated tokens line up across the batch.
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        if images:
+            pixels = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+            inputs["pixel_values"] = pixels.to(self.device, self.model.dtype)
+        out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+                                  pad_token_id=pad)
+        texts = self.processor.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [{"question_id": q["question_id"], "prompt": p, "text": t.strip(), "model_id": self.model_id}
+                for q, p, t in zip(questions, prompts, texts)]
+
+    def run(self, questions: list[dict], answers_file: str | Path, batch_size: int = 1, prompt_suffix: str = "",
+            progress: bool = True) -> int:
+        """Answer every question not yet in `answers_file`, appending batch by batch; returns how many were new."""
+        from tqdm import tqdm
+
+        answers_file = Path(answers_file)
+        answers_file.parent.mkdir(parents=True, exist_ok=True)
+        done = completed_ids(answers_file)
+        todo = [q for q in questions if str(q["question_id"]) not in done]
+        # Longest prompts first keeps padding low within a batch; the answers file is keyed by id, not order.
+        todo.sort(key=lambda q: len(q.get("text", "")), reverse=True)
+        bar = tqdm(total=len(questions), initial=len(questions) - len(todo), desc=answers_file.name, disable=not progress)
+        with answers_file.open("a", encoding="utf-8") as f:
+            for start in range(0, len(todo), batch_size):
+                rows = self.answer(todo[start: start + batch_size], prompt_suffix)
+                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+                f.flush()
+                os.fsync(f.fileno())  # a kill after this point loses nothing of this batch
+                bar.update(len(rows))
+        bar.close()
+        return len(todo)
+
+
+def load_questions(path: str, num_chunks: int = 1, chunk_idx: int = 0, limit: int | None = None) -> list[dict]:
+    questions = read_jsonl(path)
+    seen = set()
+    for q in questions:
+        for key in ("question_id", "text"):
+            if key not in q:
+                raise ValueError(f"{path}: question {q.get('question_id', '?')!r} has no {key!r}")
+        if str(q["question_id"]) in seen:
+            raise ValueError(f"{path}: duplicate question_id {q['question_id']!r}")
+        seen.add(str(q["question_id"]))
+    questions = questions[:limit] if limit else questions
+    return chunk(questions, num_chunks, chunk_idx)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model-path", required=True)
+    ap.add_argument("--model-base", default=None, help="Base checkpoint when --model-path is a training output.")
+    ap.add_argument("--question-file", required=True)
+    ap.add_argument("--image-folder", default=None)
+    ap.add_argument("--answers-file", required=True)
+    ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--num-chunks", type=int, default=1)
+    ap.add_argument("--chunk-idx", type=int, default=0)
+    ap.add_argument("--prompt-suffix", default="", help="Appended to each question on a new line.")
+    ap.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
+    ap.add_argument("--model-id", default=None, help="Recorded in each answer (default: the model path's name).")
+    ap.add_argument("--limit", type=int, default=None, help="Only the first N questions (quick checks).")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    return ap
+
+
+def load_generator(args) -> Generator:
+    from llava_thanora.methods.loading import load_trained
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+        args.dtype, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+    model, processor, _ = load_trained(args.model_path, args.model_base, dtype)
+    model.to(args.device)
+    model_id = args.model_id or Path(args.model_path.rstrip("/")).name
+    return Generator(model, processor, args.image_folder, args.image_aspect_ratio, args.max_new_tokens, model_id)
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    questions = load_questions(args.question_file, args.num_chunks, args.chunk_idx, args.limit)
+    new = load_generator(args).run(questions, args.answers_file, args.batch_size, args.prompt_suffix)
+    print(f"{new} new answers, {len(questions)} in total -> {args.answers_file}")
+
+
+if __name__ == "__main__":
+    main()

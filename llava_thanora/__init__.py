@@ -1,0 +1,1 @@
+"""llava-thanora: multi-task LoRA fine-tuning of LLaVA with ThanoRA."""

@@ -1,0 +1,1 @@
+"""Data: LLaVA JSON loading, validation, prompts, label masks, images, collation."""

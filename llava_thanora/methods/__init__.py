@@ -1,0 +1,1 @@
+"""Baselines compared with ThanoRA (DoRA, PiSSA, CorDA, MoE-LoRA, individual LoRAs, merging) and the method registry."""

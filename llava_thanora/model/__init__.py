@@ -1,0 +1,1 @@
+"""Model: the tiny offline LLaVA and loading of base models for training and inference."""

@@ -1,0 +1,1 @@
+"""Training: arguments, Trainer subclass, saving/resuming, DeepSpeed-on-CPU fixes."""

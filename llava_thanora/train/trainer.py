@@ -1,0 +1,124 @@
+"""The HF Trainer, specialised for LLaVA adapters.
+
+What it adds to `transformers.Trainer`:
+- LLaVA's parameter groups: the multimodal projector can have its own learning rate;
+- the method's extra loss terms (ThanoRA's penalty, MoE-LoRA's balance loss), each logged on its own next to the
+  language-model loss;
+- a non-finite loss stops the run at once, on every rank, with a message saying where;
+- EVERY checkpoint (not only the last) holds the adapter, `non_lora_trainables.safetensors` and the method's
+  files, gathered from ZeRO-3 partitions; resuming reads the same files back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from contextlib import nullcontext
+
+import torch
+from transformers import Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from ..methods.base import Method
+from ..model.builder import PROJECTOR_KEY
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def gather_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every trainable tensor, full-size and on CPU. Under ZeRO-3 each rank holds a slice (shape [0] outside
+    forward), so the slices are gathered first; all ranks must call this together."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    partitioned = [p for _, p in named if hasattr(p, "ds_id")]
+    if partitioned:
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None)
+    else:
+        gather = nullcontext()
+    with gather:
+        return {n: p.detach().to("cpu", copy=True) for n, p in named}
+
+
+class LlavaTrainer(Trainer):
+    def __init__(self, *args, method: Method, mm_projector_lr: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method = method
+        self.mm_projector_lr = mm_projector_lr
+        self._pending_logs: dict[str, list[float]] = defaultdict(list)
+
+    # ----------------------------------------------------------------------------------------------- optimizer
+    def create_optimizer(self, model=None):
+        opt_model = self.model if model is None else model
+        if self.optimizer is not None or self.mm_projector_lr is None:
+            return super().create_optimizer(model)
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = defaultdict(list)
+        for name, p in opt_model.named_parameters():
+            if p.requires_grad:
+                groups[(name in decay, PROJECTOR_KEY in name)].append(p)
+        param_groups = []
+        # Projector groups last, so the logged learning rate (the first group's) is the main one.
+        for (has_decay, is_projector), params in sorted(groups.items(), key=lambda kv: kv[0][1]):
+            group = {"params": params, "weight_decay": self.args.weight_decay if has_decay else 0.0}
+            if is_projector:
+                group["lr"] = self.mm_projector_lr
+            param_groups.append(group)
+        cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = cls(param_groups, **kwargs)
+        return self.optimizer
+
+    # ----------------------------------------------------------------------------------------------- loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        training = model.training
+        if training:
+            self.method.start_step(self.model)
+        lm_loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        loss = lm_loss
+        if training:
+            # When the LM loss is already normalised over the whole accumulated batch, the Trainer will not divide
+            # it by the accumulation steps; the per-micro-batch extra terms must then be divided here.
+            scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            per_step = self.current_gradient_accumulation_steps if scaled else 1
+            self._pending_logs["lm_loss"].append(lm_loss.detach().float().item() * per_step)
+            for name, (weight, value) in self.method.extra_losses(self.model).items():
+                self._pending_logs[name].append(value.detach().float().item())
+                if weight:
+                    loss = loss + weight * value / per_step
+            self._check_finite(loss)
+        return (loss, outputs) if return_outputs else loss
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)  # stop every rank, not just one
+        if bad.item():
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {self.state.global_step} (epoch {self.state.epoch}); "
+                "stopping instead of training on. Try a lower --learning_rate, bf16 instead of fp16, or check the "
+                "data of this step. The last checkpoint is unaffected.")
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._pending_logs:
+            for name, values in self._pending_logs.items():
+                logs[name] = round(sum(values) / len(values), 6)
+            self._pending_logs.clear()
+        super().log(logs, start_time)
+
+    # ----------------------------------------------------------------------------------------------- saving
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        output_dir = output_dir or self.args.output_dir
+        trainable = gather_trainable(self.model)  # collective under ZeRO-3: every rank takes part
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self.method.save(self.model, output_dir, trainable)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        # Called for non-DeepSpeed runs; under DeepSpeed the engine restores trainable weights from its own files.
+        self.method.load_trainable(self.model, resume_from_checkpoint)

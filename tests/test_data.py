@@ -1,0 +1,149 @@
+"""Data contract: exact label masks from tokenized turns, and every bad input named by file and line/id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from llava_thanora.data.conversation import IGNORE_INDEX
+from llava_thanora.data.dataset import Collator, DataConfig, DataError, LazySupervisedDataset
+
+
+def supervised_spans(ids, labels):
+    """Contiguous runs of supervised tokens, as token lists (checks both the mask and that labels == ids there)."""
+    spans, cur = [], []
+    for i, l in zip(ids, labels):
+        if l == IGNORE_INDEX:
+            if cur:
+                spans.append(cur)
+                cur = []
+        else:
+            assert l == i, "a supervised label must equal its input token"
+            cur.append(l)
+    if cur:
+        spans.append(cur)
+    return spans
+
+
+def make_dataset(tmp_path, samples, prompt_format, processor, name="data.json", jsonl=False, **cfg):
+    path = tmp_path / name
+    if jsonl:
+        path.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    else:
+        path.write_text(json.dumps(samples))
+    (tmp_path / "img").mkdir(exist_ok=True)
+    config = DataConfig([str(path)], image_folder=str(tmp_path / "img"), **cfg)
+    return LazySupervisedDataset(config, prompt_format, processor.image_processor), path
+
+
+def turn(frm, value):
+    return {"from": frm, "value": value}
+
+
+def test_single_turn_mask_is_exactly_the_answer(tmp_path, prompt_format, processor):
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(tmp_path / "img" / "red.png")
+    ds, _ = make_dataset(tmp_path, [{"id": "a", "image": "red.png",
+                                     "conversations": [turn("human", "<image>\nWhat color?"), turn("gpt", "red")]}],
+                         prompt_format, processor)
+    item = ds[0]
+    tok = processor.tokenizer
+    ids, labels = item["input_ids"].tolist(), item["labels"].tolist()
+    spans = supervised_spans(ids, labels)
+    assert len(spans) == 1
+    assert spans[0] == tok("red", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    # The prompt is the chat template's generation prompt, with the image expanded to the model's image tokens.
+    prompt_ids = ids[: len(ids) - len(spans[0])]
+    expected_prompt = prompt_format.encode_prompt(prompt_format.generation_prompt("What color?", num_images=1))
+    assert prompt_ids == expected_prompt
+    assert prompt_ids.count(tok.convert_tokens_to_ids("<image>")) == prompt_format.image_seq_length == 16
+    # LLaVA's `pad`: a 40x20 image is padded to a square, then resized to the tower's 32x32.
+    assert tuple(item["pixel_values"].shape) == (1, 3, 32, 32)
+
+
+def test_multi_turn_and_text_only_masks(tmp_path, prompt_format, processor):
+    conv = [turn("human", "Hi there"), turn("gpt", "hello"), turn("human", "what is two plus two"), turn("gpt", "four")]
+    ds, _ = make_dataset(tmp_path, [{"id": "m", "conversations": conv}], prompt_format, processor)
+    item = ds[0]
+    tok = processor.tokenizer
+    spans = supervised_spans(item["input_ids"].tolist(), item["labels"].tolist())
+    assert spans == [tok(a, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for a in ("hello", "four")]
+    assert "pixel_values" not in item
+    text = tok.decode(item["input_ids"])
+    assert text.count("ASSISTANT:") == 2 and text.count("USER:") == 2
+    assert item["input_ids"][0].item() == tok.bos_token_id
+
+
+def test_task_defaults_to_file_stem_and_mixture(tmp_path, prompt_format, processor):
+    a = tmp_path / "alpha.json"
+    b = tmp_path / "beta.jsonl"
+    a.write_text(json.dumps([{"id": "1", "conversations": [turn("human", "q"), turn("gpt", "x")]}]))
+    b.write_text(json.dumps({"id": "2", "task": "custom", "conversations": [turn("human", "q"), turn("gpt", "y")]}) + "\n"
+                 + json.dumps({"id": "3", "conversations": [turn("human", "q"), turn("gpt", "z")]}) + "\n")
+    ds = LazySupervisedDataset(DataConfig([str(a), str(b)]), prompt_format, processor.image_processor)
+    assert len(ds) == 3 and ds.tasks == ["alpha", "beta", "custom"]
+    assert ds.task_indices() == {"alpha": [0], "beta": [2], "custom": [1]}
+    batch = Collator(processor.tokenizer.pad_token_id)([ds[0], ds[1]])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+GOOD = {"id": "ok", "conversations": [turn("human", "q"), turn("gpt", "a")]}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"conversations": [turn("human", "q"), turn("gpt", "a")]}, "missing required field 'id'"),
+    ({"id": "x"}, "missing required field 'conversations'"),
+    ({"id": "x", "conversations": [turn("robot", "q"), turn("gpt", "a")]}, "unknown role 'robot'"),
+    ({"id": "x", "conversations": [turn("human", "<image>\n<image>\nq"), turn("gpt", "a")], "image": "ok.png"},
+     "2 <image> tag(s) but 1 image(s)"),
+    ({"id": "x", "conversations": [turn("human", "<image>\nq"), turn("gpt", "a")], "image": "missing.png"}, "not found"),
+    ({"id": "x", "conversations": [turn("human", "<image>\nq"), turn("gpt", "a")], "image": "broken.png"}, "unreadable"),
+    ({"id": "x", "conversations": [turn("human", "<image>\nq"), turn("gpt", "a")], "image": "../outside.png"},
+     "outside --image_folder"),
+    ({"id": "x", "conversations": [turn("human", "<image>\nq"), turn("gpt", "a")], "image": "/etc/hostname"}, "absolute"),
+    ({"id": "x", "conversations": [turn("human", "q " * 400), turn("gpt", "a")]}, "would be truncated away"),
+    ({"id": "x", "conversations": [turn("human", "q")]}, "must end with a gpt turn"),
+])
+def test_bad_samples_name_file_line_and_id(tmp_path, prompt_format, processor, bad, message):
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "img" / "ok.png")
+    (tmp_path / "img" / "broken.png").write_bytes(b"not a png at all")
+    Image.new("RGB", (8, 8)).save(tmp_path / "outside.png")
+    with pytest.raises(DataError) as err:
+        make_dataset(tmp_path, [GOOD, GOOD, bad], prompt_format, processor, name="d.jsonl", jsonl=True,
+                     model_max_length=256)
+    text = str(err.value)
+    assert message in text
+    assert f"{tmp_path / 'd.jsonl'}:3" in text  # file and line
+    if "id" in bad:
+        assert "id='x'" in text
+
+
+def test_skip_bad_samples_counts_and_reports(tmp_path, prompt_format, processor):
+    bad = {"id": "b", "conversations": [turn("alien", "q"), turn("gpt", "a")]}
+    ds, path = make_dataset(tmp_path, [GOOD, bad, GOOD, bad], prompt_format, processor, skip_bad_samples=True)
+    assert len(ds) == 2 and ds.skipped.count == 2
+    assert f"{path} item #1" in ds.skipped.examples[0] and "unknown role" in ds.skipped.examples[0]
+
+
+@pytest.mark.parametrize("content, where", [
+    ('[{"id": "1", "conversations": []},\n {"id": 2,, }]', ":2: invalid JSON"),
+    ('{"id": "1"}', "must hold a list"),
+])
+def test_unreadable_json_names_the_line(tmp_path, prompt_format, processor, content, where):
+    path = tmp_path / "broken.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match=str(path).replace(".", r"\.") + ".*") as err:
+        LazySupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
+    assert where in str(err.value)
+
+
+def test_unreadable_jsonl_line(tmp_path, prompt_format, processor):
+    path = tmp_path / "broken.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n{oops\n")
+    with pytest.raises(DataError, match=r"broken\.jsonl:3: invalid JSON"):
+        LazySupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
