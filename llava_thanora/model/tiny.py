@@ -78,10 +78,14 @@ class TinyConfig:
     """Longest sequence the language model supports."""
     seed: int = 0
     """Seed of the random weights and of the tokenizer corpus order."""
+    tokenizer_corpus: str | None = None
+    """Comma-separated LLaVA JSON files whose conversation text is added to the tokenizer's training corpus, so a
+    model built for a dataset tokenizes its words compactly."""
 
 
-def _tokenizer_corpus(seed: int) -> list[str]:
-    """Sentences made from the word list in many orders, so BPE learns whole words and common pairs."""
+def _tokenizer_corpus(seed: int, extra_files: str | None = None) -> list[str]:
+    """Sentences made from the word list in many orders, so BPE learns whole words and common pairs, plus the
+    conversation text of `extra_files`."""
     rng = random.Random(seed)
     sentences = []
     for _ in range(4000):
@@ -89,6 +93,10 @@ def _tokenizer_corpus(seed: int) -> list[str]:
         sentences.append(" ".join(rng.choice(_WORDS) for _ in range(n)))
     sentences += [" ".join(p) for p in itertools.permutations(["USER:", "ASSISTANT:", "<image>"], 3)]
     sentences += [str(i) for i in range(200)]
+    for path in (extra_files or "").split(","):
+        if path:
+            samples = json.loads(Path(path).read_text(encoding="utf-8"))
+            sentences += [t["value"].replace("<image>", "").strip() for s in samples for t in s["conversations"]]
     return sentences
 
 
@@ -99,7 +107,7 @@ def train_tokenizer(output_dir: Path, cfg: TinyConfig):
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_tokenizer_corpus(cfg.seed)),
+        sentence_iterator=iter(_tokenizer_corpus(cfg.seed, cfg.tokenizer_corpus)),
         model_writer=model,
         model_type="bpe",
         vocab_size=cfg.vocab_size,

@@ -14,7 +14,7 @@ import transformers
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(metadata={"help": "A llava-hf checkpoint (e.g. llava-hf/llava-1.5-7b-hf) or a local dir."})
-    method: str = field(default="lora", metadata={"help": "Adapter method: lora, dora, pissa, corda, thanora, moelora, individual."})
+    method: str = field(default="lora", metadata={"help": "What to train: lora, dora, thanora (adapters); projector, full (LLaVA pre-training stages 1 and 2)."})
     lora_r: int = field(default=128, metadata={"help": "LoRA rank (total rank per adapted layer; ThanoRA splits it into subspaces)."})
     lora_alpha: float = field(default=256, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
@@ -24,6 +24,7 @@ class ModelArguments:
                           "model; never the vision tower, projector or lm_head)."},
     )
     tune_mm_projector: bool = field(default=False, metadata={"help": "Also train the multimodal projector."})
+    tune_vision_tower: bool = field(default=False, metadata={"help": "--method full only: train the vision tower too (for a base whose tower is random, like the tiny demo base)."})
     mm_projector_lr: float | None = field(default=None, metadata={"help": "Learning rate of the projector (default: --learning_rate)."})
     attn_implementation: str | None = field(
         default=None, metadata={"help": "flash_attention_2, sdpa or eager (default: flash_attention_2 when CUDA and flash-attn are present, else sdpa)."}
