@@ -1,0 +1,31 @@
+# Shared by scripts/eval/<benchmark>.sh: evaluate one registry benchmark with eval.run.
+#
+#   scripts/eval/<benchmark>.sh MODEL_PATH [MODEL_BASE] [more eval.run flags...]
+#
+# MODEL_BASE (optional, for LoRA adapters) is taken when the second argument does not start with "--".
+# Environment overrides: PYTHON (default python), DATA_ROOT (eval.run's --data-root; entries with their
+# own data_root, like minimix_*, ignore it), OUTPUT_DIR (default results/eval/<model dir name>),
+# BATCH_SIZE (default 8).
+
+run_benchmark() {
+    local bench="$1"
+    shift
+    if [ $# -lt 1 ] || [[ "$1" == --* ]]; then
+        echo "usage: $0 MODEL_PATH [MODEL_BASE] [eval.run flags...]" >&2
+        exit 2
+    fi
+    local model_path="$1"
+    shift
+    local args=(--model-path "$model_path")
+    if [ $# -ge 1 ] && [[ "$1" != --* ]]; then
+        args+=(--model-base "$1")
+        shift
+    fi
+    args+=(--benchmarks "$bench")
+    if [ -n "${DATA_ROOT:-}" ]; then
+        args+=(--data-root "$DATA_ROOT")
+    fi
+    args+=(--output-dir "${OUTPUT_DIR:-results/eval/$(basename "$model_path")}")
+    args+=(--batch-size "${BATCH_SIZE:-8}")
+    exec ${PYTHON:-python} -m eval.run "${args[@]}" "$@"
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Embedded demo task 'ocr': reading rendered text.
+# Usage: scripts/eval/minimix_ocr.sh MODEL_PATH [MODEL_BASE] [eval.run flags...]   (see scripts/eval/common.sh)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+run_benchmark minimix_ocr "$@"

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Embedded demo task 'vqa': shape/colour questions on easy-VQA images (10 identical references).
+# Usage: scripts/eval/minimix_vqa.sh MODEL_PATH [MODEL_BASE] [eval.run flags...]   (see scripts/eval/common.sh)
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+run_benchmark minimix_vqa "$@"
