@@ -11,14 +11,14 @@ Built-in entries live in ``eval/benchmarks/<name>.json``; users add or override 
       "metric": "vqa_accuracy",                            # a name from eval.metrics.METRICS
       "prompt_suffix": "Answer the question using a single word or phrase.",
       "max_new_tokens": 32,
-      "data_root": null,                                   # optional: use this root instead of --data-root
+      "data_root": null,                                   # optional: the default root of this entry
       "description": "...", "source": "..."                # optional free text
     }
 
 The model sees the question's text, then (when the suffix is not empty) a newline and the suffix
 (`Benchmark.prompt`); eval.generate, the minimix builder and ``scripts/prepare_data`` all use this one rule.
-Relative paths resolve against the data root: the entry's own ``data_root`` when set (relative to the
-working directory), else the ``--data-root`` of the caller (default ``playground/data/eval``).
+Relative paths resolve against the data root: the caller's ``--data-root`` when given, else the entry's own
+``data_root`` (relative to the working directory), else ``playground/data/eval``.
 
     python -m eval.benchmarks [--benchmark-dir DIR] [--data-root ROOT] [--check]
 
@@ -72,7 +72,7 @@ class Benchmark:
     max_new_tokens: int = 128
     """Generation budget per answer."""
     data_root: str | None = None
-    """Root for this entry's relative paths, overriding the caller's --data-root."""
+    """Default root for this entry's relative paths (an explicit --data-root takes precedence)."""
     description: str = ""
     """What the benchmark measures and which split it uses."""
     source: str = ""
@@ -82,9 +82,9 @@ class Benchmark:
         """The text the model is asked: the question, then the suffix on its own line when there is one."""
         return f"{text}\n{self.prompt_suffix}" if self.prompt_suffix else text
 
-    def paths(self, data_root: str | Path = DEFAULT_DATA_ROOT) -> BenchmarkPaths:
-        """The entry's files under its own data_root if set, else under `data_root`."""
-        root = Path(self.data_root) if self.data_root else Path(data_root)
+    def paths(self, data_root: str | Path | None = None) -> BenchmarkPaths:
+        """The entry's files under `data_root` when given, else under its own data_root, else the default."""
+        root = Path(data_root or self.data_root or DEFAULT_DATA_ROOT)
         return BenchmarkPaths(root / self.question_file, root / self.annotation_file,
                               root / self.image_folder if self.image_folder else None)
 
@@ -152,7 +152,7 @@ def get_benchmarks(names: str | Sequence[str], extra_dirs: Iterable[str | Path] 
     return [registry[n] for n in names]
 
 
-def missing_files(bench: Benchmark, data_root: str | Path = DEFAULT_DATA_ROOT) -> list[Path]:
+def missing_files(bench: Benchmark, data_root: str | Path | None = None) -> list[Path]:
     """The files and folders of `bench` that do not exist under the data root."""
     p = bench.paths(data_root)
     wanted: list[Any] = [p.question_file, p.annotation_file] + ([p.image_folder] if p.image_folder else [])
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """List the registry; with --check, return 1 when an entry's files are missing."""
     parser = argparse.ArgumentParser(prog="python -m eval.benchmarks", description="List benchmark entries.")
     parser.add_argument("--benchmark-dir", action="append", default=[], help="extra entries (repeatable)")
-    parser.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--data-root", default=None, help=f"default: each entry's own, else {DEFAULT_DATA_ROOT}")
     parser.add_argument("--check", action="store_true", help="fail when an entry's files are missing")
     args = parser.parse_args(argv)
     try:

@@ -20,7 +20,7 @@ from .io import write_json
 from .score import load_annotations, load_predictions, score
 
 
-def evaluate(generator, bench, data_root: str, output_dir: Path, batch_size: int, limit: int | None = None,
+def evaluate(generator, bench, data_root: str | None, output_dir: Path, batch_size: int, limit: int | None = None,
              max_new_tokens: int | None = None, progress: bool = True) -> dict:
     """Answer (or finish answering) one benchmark, then score it; the summary dict of eval.score."""
     missing = missing_files(bench, data_root)
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model-path", required=True)
     ap.add_argument("--model-base", default=None)
     ap.add_argument("--benchmarks", required=True, help="Comma-separated registry names (python -m eval.benchmarks).")
-    ap.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
+    ap.add_argument("--data-root", default=None,
+                    help=f"Root of the benchmark files (default: each entry's own data_root, else {DEFAULT_DATA_ROOT}).")
     ap.add_argument("--benchmark-dir", action="append", default=[], help="Extra registry folder (repeatable).")
     ap.add_argument("--output-dir", required=True)
     ap.add_argument("--batch-size", type=int, default=16)

@@ -1,18 +1,63 @@
 #!/usr/bin/env bash
-# The embedded demo on a laptop CPU: build minimix, build the tiny LLaVA, train LoRA, save, merge.
+# `make demo`: the paper's story on a 2-core CPU, end to end, with the project's real code paths.
+#   1. minimix: 4 heterogeneous visual tasks built offline (vqa, ocr, caption, mcq)
+#   2. a tiny LLaVA base that sees and talks (LLaVA-style stage 1 + 2 on a generic description corpus; cached)
+#   3. LoRA and ThanoRA at the same total rank on the 4-task mixture, with train.py
+#   4. base / LoRA / ThanoRA evaluated with eval/ on the 4 test sets; one table
+# Knobs (environment): STEPS, RANK, SEED, LIMIT (questions per task), TRAIN_PER_TASK, TEST_PER_TASK, DATA, BASE, OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-DATA=playground/data/minimix
-BASE=playground/checkpoints/tiny-llava
-OUT=playground/results/demo
-export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
+DATA=${DATA:-playground/data/minimix}
+BASE=${BASE:-playground/checkpoints/tiny-llava-base}
+OUT=${OUT:-playground/results/demo}
+STEPS=${STEPS:-300}
+RANK=${RANK:-16}
+SEED=${SEED:-0}
+LIMIT=${LIMIT:-}
+export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 WANDB_MODE=offline
+BENCHES=minimix_vqa,minimix_ocr,minimix_caption,minimix_mcq
+step() { printf '\n==> %s\n' "$*"; }
 
-[ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
-[ -f $BASE/config.json ] || $PY -m llava_thanora.model.tiny --output_dir $BASE
+step "1/5 minimix data -> $DATA"
+if [ ! -f "$DATA/manifest.json" ]; then
+  $PY -m llava_thanora.data.minimix --output_dir "$DATA" ${TRAIN_PER_TASK:+--train_per_task $TRAIN_PER_TASK} \
+    ${TEST_PER_TASK:+--test_per_task $TEST_PER_TASK} ${TRAIN_PER_TASK:+--pretrain_samples $((2 * TRAIN_PER_TASK))}
+fi
+
+step "2/5 tiny LLaVA base -> $BASE"
+[ -f "$BASE/config.json" ] || bash scripts/tiny/pretrain_base.sh "$BASE" "$DATA"
+
 TRAIN=$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
-$PY train.py --model_name_or_path $BASE --data_path $TRAIN --image_folder $DATA/images \
-  --output_dir $OUT/lora --method lora --lora_r 8 --lora_alpha 16 --max_steps ${STEPS:-30} \
-  --per_device_train_batch_size 8 --learning_rate 2e-3 --logging_steps 5 --save_steps 1000 --report_to none
-$PY scripts/merge_lora_weights.py --model-path $OUT/lora --model-base $BASE --save-model-path $OUT/lora-merged
-echo "adapter: $OUT/lora   merged model: $OUT/lora-merged"
+COMMON=(--model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$DATA/images" --lora_r "$RANK"
+        --lora_alpha $((2 * RANK)) --lora_dropout 0.05 --max_steps "$STEPS" --per_device_train_batch_size 16
+        --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 --logging_steps 10 --save_strategy no
+        --report_to none --model_max_length 512 --seed "$SEED")
+for method in lora thanora; do
+  step "3/5 train $method (r=$RANK, $STEPS steps) -> $OUT/$method"
+  $PY train.py "${COMMON[@]}" --method $method --output_dir "$OUT/$method" --thanora_preview_samples 128
+done
+
+step "4/5 evaluate base, LoRA, ThanoRA on $BENCHES"
+EVAL=(--benchmarks "$BENCHES" --data-root "$DATA" --batch-size 16 --seed "$SEED" ${LIMIT:+--limit $LIMIT})
+$PY -m eval.run --model-path "$BASE" --method base --output-dir "$OUT/eval/base" "${EVAL[@]}"
+for method in lora thanora; do
+  $PY -m eval.run --model-path "$OUT/$method" --model-base "$BASE" --method $method --output-dir "$OUT/eval/$method" "${EVAL[@]}"
+done
+
+step "5/5 table and figures"
+$PY -m eval.tables "$OUT/eval/base/scores.json" "$OUT/eval/lora/scores.json" "$OUT/eval/thanora/scores.json" \
+  --output "$OUT/table"
+$PY scripts/tiny/plot_losses.py --runs lora="$OUT/lora" thanora="$OUT/thanora" --output "$OUT/loss_curves.png"
+cp "$OUT/thanora/rank_allocation.png" "$OUT/rank_allocation.png"
+cat "$OUT/table.md"
+cat <<EOF
+
+Outputs:
+  table (Markdown/CSV/LaTeX)   $OUT/table.md  $OUT/table.csv  $OUT/table.tex
+  per-task rank allocation     $OUT/rank_allocation.png   (numbers: $OUT/thanora/thanora.json)
+  loss curves                  $OUT/loss_curves.png
+  adapters                     $OUT/lora  $OUT/thanora   (merge: scripts/merge_lora_weights.py)
+  answers and scores           $OUT/eval/<model>/<benchmark>/answers.jsonl  $OUT/eval/<model>/scores.json
+  base model                   $BASE   data: $DATA
+EOF

@@ -48,3 +48,38 @@ def test_zero3_two_ranks_train_partition_and_save(tiny_model, color_data, tmp_pa
         assert load_file(d / "non_lora_trainables.safetensors")
     losses = [float(x) for x in re.findall(r"'loss': '([\d.]+)'", log)]
     assert len(losses) >= 6 and min(losses[-2:]) < losses[0]
+
+
+@pytest.mark.slow
+def test_zero3_thanora_matches_single_process_allocation(tiny_model, two_task_data, tmp_path):
+    """Covariances are summed over ranks (each previews its own shard), base weights are gathered for the SVD:
+    the allocation must equal the single-process one, and the exported adapter must load with plain peft."""
+    import json
+
+    import torch
+    from peft import PeftModel
+    from transformers import LlavaForConditionalGeneration
+
+    from llava_thanora.train.main import main
+
+    data_path, image_folder = two_task_data
+    common = ["--model_name_or_path", tiny_model, "--data_path", data_path, "--image_folder", image_folder,
+              "--max_steps", "2", "--per_device_train_batch_size", "2", "--lora_r", "8", "--lora_alpha", "16",
+              "--method", "thanora", "--thanora_preview_samples", "16", "--report_to", "none",
+              "--save_strategy", "no", "--logging_steps", "1"]
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    main([*common, "--output_dir", str(single), "--learning_rate", "0"])
+    proc = deepspeed_launch([*common, "--output_dir", str(multi), "--learning_rate", "1e-3"])
+    a, b = (json.loads((d / "thanora.json").read_text()) for d in (single, multi))
+    assert a["tasks"] == b["tasks"] == ["color", "count"]
+    assert a["modules"].keys() == b["modules"].keys()
+    for name, mod in a["modules"].items():
+        for task, info in mod["tasks"].items():
+            other = b["modules"][name]["tasks"][task]
+            assert (info["rank"], info["slice"]) == (other["rank"], other["slice"]), name
+            assert abs(info["entropy"] - other["entropy"]) < 1e-4
+        assert b["modules"][name]["penalty"] is not None
+    assert "spr_penalty" in proc.stdout + proc.stderr
+    base = LlavaForConditionalGeneration.from_pretrained(tiny_model)
+    model = PeftModel.from_pretrained(base, str(multi))  # the portable adapter, on the ORIGINAL base
+    assert all(torch.isfinite(p).all() for p in model.parameters())

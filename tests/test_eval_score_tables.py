@@ -124,8 +124,10 @@ def test_builtin_registry_is_complete():
     paths = registry["textvqa"].paths("/data")
     assert paths.question_file == Path("/data/textvqa/validation_questions.jsonl")
     assert paths.image_folder == Path("/data/images")
-    assert registry["minimix_vqa"].paths("/ignored").question_file == Path(
-        "playground/data/minimix/vqa/test_questions.jsonl")
+    # an explicit root wins; without one, an entry's own data_root, else the default
+    assert registry["minimix_vqa"].paths("/elsewhere").question_file == Path("/elsewhere/vqa/test_questions.jsonl")
+    assert registry["minimix_vqa"].paths().question_file == Path("playground/data/minimix/vqa/test_questions.jsonl")
+    assert registry["textvqa"].paths().question_file == Path("playground/data/eval/textvqa/validation_questions.jsonl")
 
 
 def test_minimix_entries_agree_with_the_minimix_builder():

@@ -42,6 +42,9 @@ def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dt
         from peft import PeftModel
 
         model, kind = PeftModel.from_pretrained(model, model_path), "peft"
+    elif (path / "individual.json").is_file():
+        raise FileNotFoundError(f"{model_path} is a --method individual output: load one task's adapter, "
+                                f"{model_path}/<task> (listed in individual.json)")
     else:
         raise FileNotFoundError(f"{model_path} holds neither adapter_config.json nor moelora_config.json")
     load_non_lora(model, model_path)

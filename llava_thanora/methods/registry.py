@@ -10,6 +10,16 @@ from .base import Method
 _METHODS = {
     "lora": "lora:LoRAMethod",
     "dora": "lora:DoRAMethod",
+    "thanora": "thanora:ThanoRAMethod",
+    "pissa": "peft_init:PiSSAMethod",
+    "corda": "peft_init:CorDAMethod",
+    "moelora": "moelora_method:MoELoRAMethod",
+    "individual": "individual:IndividualMethod",
+    "merge_ta": "individual:MergeTAMethod",
+    "merge_ties": "individual:MergeTIESMethod",
+    "merge_dare": "individual:MergeDAREMethod",
+    "projector": "full:ProjectorMethod",
+    "full": "full:FullMethod",
 }
 
 

@@ -7,6 +7,7 @@ Every field is a flag (`--lora_r 128`), parsed by `transformers.HfArgumentParser
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import transformers
 
@@ -14,7 +15,12 @@ import transformers
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(metadata={"help": "A llava-hf checkpoint (e.g. llava-hf/llava-1.5-7b-hf) or a local dir."})
-    method: str = field(default="lora", metadata={"help": "What to train: lora, dora, thanora (adapters); projector, full (LLaVA pre-training stages 1 and 2)."})
+    method: str = field(
+        default="lora",
+        metadata={"help": "What to train: lora, dora, pissa, corda, thanora, moelora (one adapter on the mixture); "
+                          "individual (one LoRA per task); merge_ta, merge_ties, merge_dare (merge an individual run, "
+                          "no training); projector, full (LLaVA pre-training stages 1 and 2)."},
+    )
     lora_r: int = field(default=128, metadata={"help": "LoRA rank (total rank per adapted layer; ThanoRA splits it into subspaces)."})
     lora_alpha: float = field(default=256, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
@@ -61,6 +67,19 @@ class ThanoRAArguments:
 class MoELoRAArguments:
     moelora_num_experts: int = field(default=4, metadata={"help": "B heads per layer (HydraLoRA-style, shared A)."})
     moelora_balance_coef: float = field(default=0.01, metadata={"help": "Weight of the router load-balancing loss."})
+    moelora_r: int = field(default=0, metadata={"help": "Rank of the shared A and of each B head; 0: the rank whose trainable parameter count is closest to a --lora_r LoRA on the same layers (same budget)."})
+
+
+@dataclass
+class BaselineArguments:
+    """Flags of the PiSSA / CorDA initializations and of the merge_* methods."""
+
+    pissa_niter: int = field(default=0, metadata={"help": "--method pissa: 0 = exact SVD of every adapted weight; K > 0 = peft's randomized SVD with K subspace iterations (pissa_niter_K, much faster on large models)."})
+    corda_method: str = field(default="ipm", metadata={"help": "--method corda: ipm (instruction-previewed: the top context-oriented components) or kpm (knowledge-preserved: the bottom ones). The preview uses the first --thanora_preview_samples training samples of each task, as ThanoRA does."})
+    merge_individual_dir: str | None = field(default=None, metadata={"help": "--method merge_*: the --output_dir of a --method individual run (holds individual.json)."})
+    merge_weights: str | None = field(default=None, metadata={"help": "--method merge_*: comma-separated weight per task, in individual.json order (default 1 each: a plain sum)."})
+    merge_density: float = field(default=0.5, metadata={"help": "--method merge_ties / merge_dare: fraction of each task vector kept (TIES: largest magnitudes; DARE: random)."})
+    merge_svd_rank: int | None = field(default=None, metadata={"help": "--method merge_ties / merge_dare: rank of the merged adapter (default: sum of the task ranks)."})
 
 
 @dataclass
@@ -89,10 +108,26 @@ class TrainingArguments(transformers.TrainingArguments):
         super().__post_init__()
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, ThanoRAArguments, MoELoRAArguments, TrainingArguments)
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, ThanoRAArguments, MoELoRAArguments, BaselineArguments,
+                    TrainingArguments)
 
 
-def parse_args(argv: list[str] | None = None):
-    """Parse the command line into (model, data, thanora, moelora, training) arguments."""
+class ParsedArgs(NamedTuple):
+    """Every flag, one dataclass per group (in `ARGUMENT_CLASSES` order)."""
+
+    model: ModelArguments
+    data: DataArguments
+    thanora: ThanoRAArguments
+    moelora: MoELoRAArguments
+    baselines: BaselineArguments
+    training: TrainingArguments
+
+    def method_args(self) -> dict:
+        """The method-specific groups by name, as `BuildContext.method_args` holds them."""
+        return {"thanora": self.thanora, "moelora": self.moelora, "baselines": self.baselines}
+
+
+def parse_args(argv: list[str] | None = None) -> ParsedArgs:
+    """Parse the command line into the argument groups."""
     parser = transformers.HfArgumentParser(ARGUMENT_CLASSES)
-    return parser.parse_args_into_dataclasses(args=argv)
+    return ParsedArgs(*parser.parse_args_into_dataclasses(args=argv))

@@ -1,4 +1,7 @@
-"""`train.py`: parse flags, load the base, build the data, wrap the model with the method, train, save."""
+"""`train.py`: parse flags, load the base, build the data, wrap the model with the method, train, save.
+
+`load_model`, `load_data` and `train_one` are the steps; `--method individual` reuses them once per task.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from .distributed import apply_cpu_fixes
 logger = logging.getLogger("llava_thanora")
 
 
-def _resolve_resume(value: str | None, output_dir: str) -> str | None:
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    """The checkpoint to resume from: None, the newest `checkpoint-*` of `output_dir` ("true"), or the given folder."""
     if value is None or value.lower() in ("", "false", "none"):
         return None
     if value.lower() == "true":
@@ -37,29 +41,12 @@ def _log_parameters(model, method_name: str) -> None:
         logger.warning(f"ZeRO-3 partitioning: this rank holds {held:,} of {total:,} base-model elements")
 
 
-def main(argv: list[str] | None = None):
-    # Must run before the TrainingArguments exist: they set up the distributed state on creation.
-    apply_cpu_fixes(sys.argv[1:] if argv is None else argv)
-
-    from transformers import set_seed
-
+def load_data(parsed, processor):
+    """(dataset, collator) of `--data_path`, tokenized once (the main process first, the others read its cache)."""
     from ..data.conversation import PromptFormat
     from ..data.dataset import Collator, DataConfig, LazySupervisedDataset
-    from ..methods.base import BuildContext
-    from ..methods.registry import get_method
-    from ..model.builder import load_base, lora_target_names, projector_parameters, resolve_dtype
-    from .args import parse_args
-    from .trainer import LlavaTrainer
 
-    model_args, data_args, thanora_args, moelora_args, args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.should_log else logging.WARNING, format="%(message)s")
-    method = get_method(model_args.method)  # fail on a typo before loading anything
-    resume = _resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    set_seed(args.seed)
-
-    model, processor = load_base(model_args.model_name_or_path, resolve_dtype(model_args.torch_dtype, args.bf16, args.fp16),
-                                 model_args.attn_implementation)
-    prompt_format = PromptFormat.from_processor(processor)
+    data_args, args = parsed.data, parsed.training
     data_cfg = DataConfig(
         data_paths=[p for p in data_args.data_path.split(",") if p], image_folder=data_args.image_folder,
         model_max_length=args.model_max_length, image_aspect_ratio=data_args.image_aspect_ratio,
@@ -67,12 +54,28 @@ def main(argv: list[str] | None = None):
         max_samples=data_args.max_train_samples,
     )
     with args.main_process_first(desc="tokenizing the training data"):
-        dataset = LazySupervisedDataset(data_cfg, prompt_format, processor.image_processor)
-    collator = Collator(processor.tokenizer.pad_token_id)
+        dataset = LazySupervisedDataset(data_cfg, PromptFormat.from_processor(processor), processor.image_processor)
     logger.info(f"data: {len(dataset)} samples, tasks {dataset.tasks}, {dataset.skipped.count} skipped")
+    return dataset, Collator(processor.tokenizer.pad_token_id)
 
-    ctx = BuildContext(model_args=model_args, method_args={"thanora": thanora_args, "moelora": moelora_args},
-                       training_args=args, train_dataset=dataset, collator=collator,
+
+def load_model(parsed):
+    """(base model, processor) of `--model_name_or_path`, frozen, in the training dtype."""
+    from ..model.builder import load_base, resolve_dtype
+
+    a, args = parsed.model, parsed.training
+    return load_base(a.model_name_or_path, resolve_dtype(a.torch_dtype, args.bf16, args.fp16), a.attn_implementation)
+
+
+def train_one(method, model, processor, dataset, collator, parsed, resume: str | None = None):
+    """Wrap `model` with `method`, train it on `dataset` and save into `parsed.training.output_dir`."""
+    from ..methods.base import BuildContext
+    from ..model.builder import lora_target_names, projector_parameters
+    from .trainer import LlavaTrainer
+
+    model_args, args = parsed.model, parsed.training
+    ctx = BuildContext(model_args=model_args, method_args=parsed.method_args(), training_args=args,
+                       train_dataset=dataset, collator=collator,
                        target_modules=lora_target_names(model, model_args.lora_target_modules), resume_dir=resume)
     model = method.build(model, ctx)
     if model_args.tune_mm_projector:
@@ -86,8 +89,32 @@ def main(argv: list[str] | None = None):
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(os.path.join(args.output_dir, "trainer_state.json"))
-        if dataset.skipped.count:
-            logger.warning(f"skipped {dataset.skipped.count} bad samples (--skip_bad_samples), e.g.:\n  "
-                           + "\n  ".join(dataset.skipped.examples))
+        skipped = getattr(dataset, "skipped", None)
+        if skipped is not None and skipped.count:
+            logger.warning(f"skipped {skipped.count} bad samples (--skip_bad_samples), e.g.:\n  "
+                           + "\n  ".join(skipped.examples))
         logger.info(f"saved to {args.output_dir}")
     return trainer
+
+
+def main(argv: list[str] | None = None):
+    # Must run before the TrainingArguments exist: they set up the distributed state on creation.
+    apply_cpu_fixes(sys.argv[1:] if argv is None else argv)
+
+    from transformers import set_seed
+
+    from ..methods.registry import get_method
+    from .args import parse_args
+
+    parsed = parse_args(argv)
+    args = parsed.training
+    logging.basicConfig(level=logging.INFO if args.should_log else logging.WARNING, format="%(message)s")
+    method = get_method(parsed.model.method)  # fail on a typo before loading anything
+    if hasattr(method, "run"):
+        # `individual` (one training run per task) and `merge_*` (no training) drive the whole run themselves.
+        return method.run(parsed)
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    set_seed(args.seed)
+    model, processor = load_model(parsed)
+    dataset, collator = load_data(parsed, processor)
+    return train_one(method, model, processor, dataset, collator, parsed, resume)

@@ -48,6 +48,9 @@ class LlavaTrainer(Trainer):
         self.method = method
         self.mm_projector_lr = mm_projector_lr
         self._pending_logs: dict[str, list[float]] = defaultdict(list)
+        self._zero3 = any(hasattr(p, "ds_id") for p in self.model.parameters())
+        if self._zero3:
+            self.model.get_input_embeddings().register_forward_hook(self._run_vision_on_blank)
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def create_optimizer(self, model=None):
@@ -75,6 +78,7 @@ class LlavaTrainer(Trainer):
         training = model.training
         if training:
             self.method.start_step(self.model)
+        self._blank_image_needed = self._zero3 and "pixel_values" not in inputs
         lm_loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         loss = lm_loss
         if training:
@@ -89,6 +93,22 @@ class LlavaTrainer(Trainer):
                     loss = loss + weight * value / per_step
             self._check_finite(loss)
         return (loss, outputs) if return_outputs else loss
+
+    def _run_vision_on_blank(self, module, args, output):
+        """Forward hook on the token embedding: for a text-only batch under ZeRO-3, run the vision tower and
+        projector on a blank image right here (where Llava runs them for image batches) and add 0 x the result.
+
+        Under ZeRO-3 parameters are gathered collectively as modules run, so every rank must run the same modules
+        in the same order; a rank whose batch has no image would otherwise skip the vision path and the ranks would
+        hang. LLaVA feeds text-only samples a dummy image for the same reason.
+        """
+        if not getattr(self, "_blank_image_needed", False):
+            return output
+        root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        size = root.config.vision_config.image_size
+        blank = torch.zeros(1, 3, size, size, dtype=output.dtype, device=output.device)
+        features = root.model.multi_modal_projector(root.model.vision_tower(blank).last_hidden_state)
+        return output + 0.0 * features.sum().to(output.dtype)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)

@@ -3,8 +3,8 @@
 #   scripts/eval/<benchmark>.sh MODEL_PATH [MODEL_BASE] [more eval.run flags...]
 #
 # MODEL_BASE (optional, for LoRA adapters) is taken when the second argument does not start with "--".
-# Environment overrides: PYTHON (default python), DATA_ROOT (eval.run's --data-root; entries with their
-# own data_root, like minimix_*, ignore it), OUTPUT_DIR (default results/eval/<model dir name>),
+# Environment overrides: PYTHON (default python), DATA_ROOT (eval.run's --data-root, which takes precedence over
+# an entry's own data_root), OUTPUT_DIR (default results/eval/<model dir name>),
 # BATCH_SIZE (default 8).
 
 run_benchmark() {

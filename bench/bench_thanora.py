@@ -1,0 +1,263 @@
+"""ThanoRA cost benchmark: training step time, peak memory and initialization time vs plain LoRA / CorDA.
+
+Prints Markdown tables and the exact command. Not a test. Examples:
+  python bench/bench_thanora.py                                   # CPU, hidden 512, 4 layers, seq 256, batch 4
+  python bench/bench_thanora.py --device cuda --dtype bf16 --llava7b-shapes --layers 8 --batch 8 --seq 1024
+
+Step time: LoRA and ThanoRA (T = 4 and 16, penalty on) steps are measured alternately in one process
+(interleaved repeats); the reported ratio is the median of the per-repeat ratios.
+Memory: on CUDA, torch.cuda.max_memory_allocated over the training steps; on CPU, the peak RSS
+(resource.getrusage) of a fresh subprocess per method that builds the model and trains, so one run
+cannot inherit another's high-water mark.
+Init: apply_thanora (preview forwards + SVDs + allocation + residual) next to peft's CorDA
+(preprocess_corda + get_peft_model) on the same model and the same T x N samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from peft import LoraConfig, get_peft_model
+from peft.tuners.lora.config import CordaConfig
+from peft.tuners.lora.corda import preprocess_corda
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from llava_thanora.thanora import ThanoRAConfig, apply_thanora
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}  # dense bf16
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--intermediate", type=int, default=1376)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--vocab", type=int, default=2048)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--r", type=int, default=64)
+    p.add_argument("--tasks", default="4,16", help="comma-separated numbers of tasks T")
+    p.add_argument("--lam", type=float, default=0.1)
+    p.add_argument("--repeats", type=int, default=12)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--mem-steps", type=int, default=3)
+    p.add_argument("--preview-samples", type=int, default=8, help="N samples per task for the init timing")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--llava7b-shapes", action="store_true", help="hidden 4096, inter 11008, 32 heads, vocab 32064")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="for MFU; 0 = guess from the GPU name")
+    p.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.llava7b_shapes:
+        args.hidden, args.intermediate, args.heads, args.vocab = 4096, 11008, 32, 32064
+        if "--layers" not in (argv or sys.argv):
+            args.layers = 32
+    return args
+
+
+def build_base(args) -> LlamaForCausalLM:
+    config = LlamaConfig(vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
+                         num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                         num_key_value_heads=args.heads, max_position_embeddings=max(args.seq, 2048))
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    with torch.device(args.device):
+        model = LlamaForCausalLM._from_config(config, dtype=dtype, attn_implementation="sdpa")
+    return model.eval()
+
+
+def task_batches(args, num_tasks: int, samples: int) -> dict[str, list[dict]]:
+    """Synthetic tasks that differ in token range and rhythm, `samples` rows each, batches of args.batch."""
+    gen = torch.Generator().manual_seed(1)
+    tasks = {}
+    for t in range(num_tasks):
+        low = (t * args.vocab) // (2 * num_tasks)
+        batches = []
+        for start in range(0, samples, args.batch):
+            ids = torch.randint(low, args.vocab, (min(args.batch, samples - start), args.seq), generator=gen)
+            ids[:, :: t + 2] = t
+            batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+        tasks[f"task{t}"] = batches
+    return tasks
+
+
+def lora_config(args) -> LoraConfig:
+    return LoraConfig(r=args.r, lora_alpha=2 * args.r, target_modules=TARGETS, lora_dropout=0.0)
+
+
+def build_method(args, base, method: str, num_tasks: int):
+    """(model, state or None) for "lora" or "thanora"; ThanoRA previews 2 samples per task (cheap)."""
+    model = copy.deepcopy(base)
+    if method == "lora":
+        return get_peft_model(model, lora_config(args)), None
+    config = ThanoRAConfig(lam=args.lam, penalty_side="AB", preview_samples=2)
+    return apply_thanora(model, lora_config(args), config, task_batches(args, num_tasks, 2))
+
+
+def make_step(args, model, state):
+    """A closure running one full training step on a fixed batch."""
+    model.train()
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq), generator=gen).to(args.device)
+
+    def step() -> None:
+        if state is not None:
+            state.start_step()
+        loss = model(input_ids=ids, labels=ids).loss
+        if state is not None:
+            loss = loss + args.lam * state.finish_step()
+        loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+
+    return step
+
+
+def timed(args, fn) -> float:
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def flops_per_step(args, model) -> float:
+    """Frozen weights: forward + input-grad backward (4 flops/param/token); LoRA weights 6; attention
+    scores and values 2 * 2 * seq * hidden per token per layer forward, x3 with backward (causal not halved)."""
+    tokens = args.batch * args.seq
+    frozen = sum(p.numel() for n, p in model.named_parameters() if not p.requires_grad and "embed_tokens" not in n)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    attention = 3 * 4 * args.layers * args.seq * args.hidden
+    return tokens * (4 * frozen + 6 * trainable + attention)
+
+
+def bench_steps(args, base, task_counts) -> list[str]:
+    models = {"lora": build_method(args, base, "lora", 1)}
+    for t in task_counts:
+        models[f"thanora T={t}"] = build_method(args, base, "thanora", t)
+    steps = {name: make_step(args, model, state) for name, (model, state) in models.items()}
+    times = {name: [] for name in steps}
+    cpu_times = {name: [] for name in steps}  # process CPU time: less sensitive to other jobs on the host
+    for rep in range(args.warmup + args.repeats):
+        names = list(steps)
+        for name in names[rep % len(names):] + names[: rep % len(names)]:  # alternate, rotating the order
+            step = steps[name]
+            cpu_start = time.process_time()
+            elapsed = timed(args, step)
+            if rep >= args.warmup:
+                times[name].append(elapsed)
+                cpu_times[name].append(time.process_time() - cpu_start)
+    tokens = args.batch * args.seq
+    peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items()
+                                     if args.device.startswith("cuda") and k in torch.cuda.get_device_name()), 0.0)
+    rows = ["| method | median step (s) | ratio to LoRA, wall (median of per-repeat ratios) | ratio, process CPU time "
+            "| tokens/s | MFU |", "|---|---|---|---|---|---|"]
+    for name, values in times.items():
+        ratio = statistics.median(v / l for v, l in zip(values, times["lora"]))
+        cpu_ratio = statistics.median(v / l for v, l in zip(cpu_times[name], cpu_times["lora"]))
+        median = statistics.median(values)
+        mfu = f"{flops_per_step(args, models[name][0]) / median / (peak * 1e12):.1%}" if peak else "n/a"
+        rows.append(f"| {name} | {median:.4f} | {ratio:.3f} | {cpu_ratio:.3f} | {tokens / median:,.0f} | {mfu} |")
+    return rows
+
+
+def memory_child(args) -> None:
+    """Runs in a fresh process: build, train mem_steps steps, print the peak as JSON."""
+    method, num_tasks = args.memory_child.split(":")
+    base = build_base(args)
+    model, state = build_method(args, base, method, int(num_tasks))
+    del base
+    step = make_step(args, model, state)
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(args.mem_steps):
+        step()
+    if args.device.startswith("cuda"):
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(json.dumps({"peak_mib": peak}))
+
+
+def bench_memory(args, task_counts) -> list[str]:
+    kind = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS of a fresh process"
+    rows = [f"| method | {kind} (MiB) | ratio to LoRA |", "|---|---|---|"]
+    results = {}
+    for method, t in [("lora", 1)] + [("thanora", t) for t in task_counts]:
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--memory-child", f"{method}:{t}"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        results[method if method == "lora" else f"thanora T={t}"] = json.loads(out)["peak_mib"]
+    for name, peak in results.items():
+        rows.append(f"| {name} | {peak:,.0f} | {peak / results['lora']:.3f} |")
+    return rows
+
+
+def bench_init(args, base, num_tasks: int) -> list[str]:
+    # peft's CorDA hook needs one sample per forward (it squeezes dim 0), so both get batch-1 forwards.
+    tasks = task_batches(argparse.Namespace(**{**vars(args), "batch": 1}), num_tasks, args.preview_samples)
+    all_batches = [b for batches in tasks.values() for b in batches]
+    config = ThanoRAConfig(preview_samples=args.preview_samples)
+
+    def run_corda() -> None:
+        model = copy.deepcopy(base)
+        corda = LoraConfig(r=args.r, lora_alpha=2 * args.r, target_modules=TARGETS, init_lora_weights="corda",
+                           corda_config=CordaConfig(corda_method="ipm"))
+
+        def run_model() -> None:
+            for batch in all_batches:
+                model(**{k: v.to(args.device) for k, v in batch.items()})
+
+        preprocess_corda(model, corda, run_model=run_model)
+        get_peft_model(model, corda)
+
+    def run_thanora() -> None:
+        apply_thanora(copy.deepcopy(base), lora_config(args), config, tasks)
+
+    samples = num_tasks * args.preview_samples
+    times = {"CorDA (peft)": [], f"ThanoRA T={num_tasks}": []}
+    for _ in range(2):  # alternate, keep the faster of two
+        times["CorDA (peft)"].append(timed(args, run_corda))
+        times[f"ThanoRA T={num_tasks}"].append(timed(args, run_thanora))
+    rows = [f"| init ({samples} samples = {num_tasks} tasks x {args.preview_samples}) | total (s) | ms / sample |",
+            "|---|---|---|"]
+    for name, values in times.items():
+        rows.append(f"| {name} | {min(values):.2f} | {1000 * min(values) / samples:.1f} |")
+    return rows
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.memory_child:
+        memory_child(args)
+        return
+    task_counts = [int(t) for t in args.tasks.split(",")]
+    skip = set(filter(None, args.skip.split(",")))
+    print("command: python " + " ".join(sys.argv))
+    print(f"model: LlamaForCausalLM hidden {args.hidden}, inter {args.intermediate}, {args.layers} layers, "
+          f"vocab {args.vocab}; batch {args.batch} x seq {args.seq}; r {args.r}; {args.device} {args.dtype}; "
+          f"torch threads {torch.get_num_threads()}\n")
+    base = build_base(args)
+    if "step" not in skip:
+        print("\n".join(bench_steps(args, base, task_counts)) + "\n")
+    if "memory" not in skip:
+        print("\n".join(bench_memory(args, task_counts)) + "\n")
+    if "init" not in skip:
+        print("\n".join(bench_init(args, base, task_counts[0])) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Saving and restoring a ThanoRA adapter.
+
+Layout of an output directory:
+  adapter_config.json, adapter_model.safetensors   portable adapter: loads with plain
+        `PeftModel.from_pretrained(original_base, dir)`. In context mode it is the rank-2r LoRA
+        `[B, -B0] [A; A0]` (alpha doubled so the scaling is unchanged), i.e. `s (B A - B0 A0)`.
+  thanora_residual/{adapter_config.json, adapter_model.safetensors}   the trained adapter in its own
+        (residual-base) form, for resuming; plain peft loads it onto the residual base.
+  thanora_init.safetensors   initial blocks `<module>.A0`, `<module>.B0` (rebuild the residual).
+  thanora.json               allocation and penalties (`ThanoRAState.to_json_dict`).
+  rank_allocation.png        rank share per task per layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .distributed import rank
+from .model import lora_layers, subtract_init
+from .plot import plot_rank_allocation
+from .state import ThanoRAState
+
+RESIDUAL_DIR = "thanora_residual"
+INIT_FILE = "thanora_init.safetensors"
+STATE_FILE = "thanora.json"
+PLOT_FILE = "rank_allocation.png"
+WEIGHTS_FILE = "adapter_model.safetensors"
+_PREFIX = "base_model.model."
+
+
+def _lora_key(module: str, factor: str) -> str:
+    return f"{_PREFIX}{module}.lora_{factor}.weight"
+
+
+def portable_state_dict(lora_sd: dict[str, torch.Tensor], state: ThanoRAState) -> dict[str, torch.Tensor]:
+    """`[B, -B0] [A; A0]` per module (context mode); other entries (modules_to_save) unchanged."""
+    out = dict(lora_sd)
+    for name, (a0, b0) in state.init_blocks.items():
+        a, b = lora_sd[_lora_key(name, "A")], lora_sd[_lora_key(name, "B")]
+        out[_lora_key(name, "A")] = torch.cat([a, a0.to(a)], dim=0).contiguous()
+        out[_lora_key(name, "B")] = torch.cat([b, -b0.to(b)], dim=1).contiguous()
+    return out
+
+
+def portable_lora_config(config: LoraConfig) -> LoraConfig:
+    """Rank 2r with alpha scaled so that the LoRA scaling alpha/r (or alpha/sqrt(r)) is unchanged."""
+    portable = copy.deepcopy(config)
+    portable.r = 2 * config.r
+    portable.lora_alpha = config.lora_alpha * (math.sqrt(2) if config.use_rslora else 2)
+    return portable
+
+
+def _write_adapter(directory: str, config: LoraConfig, tensors: dict[str, torch.Tensor]) -> None:
+    os.makedirs(directory, exist_ok=True)
+    config.save_pretrained(directory)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+              os.path.join(directory, WEIGHTS_FILE), metadata={"format": "pt"})
+
+
+def save_thanora(
+    output_dir: str, peft_model: PeftModel, state: ThanoRAState, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Write the portable adapter, the resume files, thanora.json and rank_allocation.png.
+
+    `state_dict`: the model's full state dict when the LoRA parameters are not materialized on this
+    process (DeepSpeed ZeRO-3: pass the consolidated state dict, keys as in `peft_model.state_dict()`).
+    Only rank 0 writes; other ranks return at once.
+    """
+    if rank() != 0:
+        return
+    if state_dict is None:
+        empty = [n for n, p in peft_model.named_parameters() if "lora_" in n and p.numel() == 0]
+        if empty:
+            raise ValueError(f"LoRA parameters are partitioned (e.g. {empty[0]}); pass the gathered state_dict")
+    lora_sd = get_peft_model_state_dict(peft_model, state_dict=state_dict, adapter_name=state.adapter_name)
+    lora_config = peft_model.peft_config[state.adapter_name]
+    os.makedirs(output_dir, exist_ok=True)
+    _write_adapter(os.path.join(output_dir, RESIDUAL_DIR), lora_config, lora_sd)
+    if state.config.init == "context":
+        _write_adapter(output_dir, portable_lora_config(lora_config), portable_state_dict(lora_sd, state))
+    else:  # the base weights were not changed: the trained adapter is already portable
+        _write_adapter(output_dir, lora_config, lora_sd)
+    init = {}
+    for name, (a0, b0) in state.init_blocks.items():
+        init[f"{name}.A0"], init[f"{name}.B0"] = a0.contiguous(), b0.contiguous()
+    save_file(init, os.path.join(output_dir, INIT_FILE), metadata={"format": "pt"})
+    with open(os.path.join(output_dir, STATE_FILE), "w") as handle:
+        json.dump(state.to_json_dict(), handle, indent=1)
+    plot_rank_allocation(state, os.path.join(output_dir, PLOT_FILE))
+
+
+def load_thanora(
+    base_model: nn.Module, directory: str, adapter_name: str = "default", is_trainable: bool = True
+) -> tuple[PeftModel, ThanoRAState]:
+    """Rebuild the trained ThanoRA model on the ORIGINAL `base_model` (no preview pass).
+
+    In context mode the base weights become the residual `W - s B0 A0` (ZeRO-3 partitioned weights are
+    gathered), then the residual-form adapter is loaded. The returned state has the penalty hooks
+    attached, so training can resume.
+    """
+    state_path = os.path.join(directory, STATE_FILE)
+    if not os.path.isfile(state_path):
+        raise FileNotFoundError(f"{state_path}: not a ThanoRA output directory")
+    with open(state_path) as handle:
+        state = ThanoRAState.from_json_dict(json.load(handle), source=state_path)
+    state.adapter_name = adapter_name
+    init = load_file(os.path.join(directory, INIT_FILE))
+    for name in state.modules:
+        if f"{name}.A0" not in init or f"{name}.B0" not in init:
+            raise ValueError(f"{os.path.join(directory, INIT_FILE)}: missing initial blocks of {name}")
+        state.init_blocks[name] = (init[f"{name}.A0"], init[f"{name}.B0"])
+    residual_dir = os.path.join(directory, RESIDUAL_DIR)
+    lora_config = LoraConfig.from_pretrained(residual_dir)
+    if state.config.init == "context":
+        scaling = lora_config.lora_alpha / (math.sqrt(lora_config.r) if lora_config.use_rslora else lora_config.r)
+        for name, (a0, b0) in state.init_blocks.items():
+            subtract_init(base_model.get_submodule(name).weight, a0, b0, scaling)
+    peft_model = PeftModel.from_pretrained(base_model, residual_dir, adapter_name=adapter_name, is_trainable=is_trainable)
+    if set(lora_layers(peft_model, adapter_name)) != set(state.modules):
+        raise ValueError(f"{residual_dir}: adapted modules differ from those in {state_path}")
+    state.attach(peft_model)
+    return peft_model, state

@@ -1,0 +1,154 @@
+"""Apply ThanoRA to any torch model with nn.Linear layers; the result is an ordinary peft LoRA model."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
+from peft.tuners.lora import Linear as LoraLinear
+from torch import nn
+
+from .allocation import allocate_ranks, rank_shares
+from .config import ThanoRAConfig
+from .covariance import ForwardFn, collect_covariances, default_forward
+from .distributed import broadcast_, broadcast_object, gathered
+from .init import CovarianceFactorization, TaskFactors, build_blocks, task_factors
+from .state import ModuleAllocation, ThanoRAState
+
+
+def lora_layers(peft_model: nn.Module, adapter_name: str = "default") -> dict[str, LoraLinear]:
+    """LoRA Linear layers carrying `adapter_name`, keyed by their name in the base model."""
+    root = peft_model.base_model.model if isinstance(peft_model, PeftModel) else peft_model
+    return {
+        name: module for name, module in root.named_modules()
+        if isinstance(module, LoraLinear) and adapter_name in module.lora_A
+    }
+
+
+def residual_lora_config(lora_config: LoraConfig) -> LoraConfig:
+    """The user's LoraConfig with the plain init (ThanoRA writes the factors itself); rejects what
+    ThanoRA does not support."""
+    if lora_config.rank_pattern or lora_config.alpha_pattern:
+        raise ValueError("ThanoRA gives every module the same total rank r; rank_pattern/alpha_pattern are not supported")
+    if lora_config.use_dora or lora_config.lora_bias:
+        raise ValueError("ThanoRA needs plain LoRA factors: use_dora and lora_bias are not supported")
+    if lora_config.fan_in_fan_out:
+        raise ValueError("ThanoRA supports nn.Linear layers only (fan_in_fan_out=False)")
+    config = copy.deepcopy(lora_config)
+    config.init_lora_weights = True
+    return config
+
+
+def _check_layers(layers: Mapping[str, nn.Module], peft_model: nn.Module, r: int) -> None:
+    if not layers:
+        raise ValueError("LoraConfig.target_modules matched no nn.Linear layer of the model")
+    for name, module in peft_model.base_model.model.named_modules():
+        if isinstance(module, LoraLayer) and not isinstance(module, LoraLinear):
+            raise ValueError(f"ThanoRA supports LoRA on nn.Linear only; {name} is a {type(module).__name__}")
+    for name, layer in layers.items():
+        if r > min(layer.in_features, layer.out_features):
+            raise ValueError(f"r={r} exceeds min(d_in, d_out) of {name} ({layer.in_features}x{layer.out_features})")
+
+
+@torch.no_grad()
+def _preview(peft_model, layers, task_batches, forward, config, k_keep) -> dict[str, list[TaskFactors]]:
+    """Per module, the factors of every task (task order of `task_batches`)."""
+    dtype = getattr(torch, config.cov_dtype)
+    tasks = list(task_batches)
+    found: dict[str, dict[str, TaskFactors]] = {name: {} for name in layers}
+
+    def consume(task: str, names: list[str], cov: torch.Tensor) -> None:
+        factorization = CovarianceFactorization(cov, config.eps, config.init)
+        for name in names:
+            weight = layers[name].base_layer.weight
+            with gathered([weight]):
+                w = weight.detach().to(device=cov.device, dtype=dtype)
+            found[name][task] = task_factors(w, factorization, k_keep, config.entropy_on_squared)
+
+    was_training = peft_model.training
+    peft_model.eval()  # no dropout in the preview
+    try:
+        # Before DeepSpeed's engine exists, ZeRO-3 partitions are not gathered by any hook: do it here.
+        with gathered(list(peft_model.parameters())), peft_model.disable_adapter():
+            collect_covariances(
+                peft_model, layers, task_batches, consume, cap=config.preview_samples,
+                budget_mb=config.cov_budget_mb, dtype=dtype, forward=forward or default_forward,
+            )
+    finally:
+        peft_model.train(was_training)
+    return {name: [per_task[t] for t in tasks] for name, per_task in found.items()}
+
+
+def _allocate(entropies: list[float], r: int, r_coop: int, config: ThanoRAConfig) -> ModuleAllocation:
+    tau = float("inf") if config.allocation == "uniform" else config.tau
+    ranks = allocate_ranks(entropies, r, r_coop, tau, config.r_min)
+    return ModuleAllocation(entropies, rank_shares(entropies, tau), ranks)
+
+
+@torch.no_grad()
+def _write_module(layer: LoraLinear, adapter_name: str, a0: torch.Tensor, b0: torch.Tensor, residual: bool) -> None:
+    """Copy the initial factors into the LoRA layer; in context mode subtract s B0 A0 from the base weight."""
+    lora_a, lora_b = layer.lora_A[adapter_name].weight, layer.lora_B[adapter_name].weight
+    with gathered([lora_a, lora_b], modifier_rank=0):
+        lora_a.copy_(a0.to(lora_a))
+        lora_b.copy_(b0.to(lora_b))
+    if residual:
+        subtract_init(layer.base_layer.weight, a0, b0, layer.scaling[adapter_name])
+
+
+@torch.no_grad()
+def subtract_init(weight: nn.Parameter, a0: torch.Tensor, b0: torch.Tensor, scaling: float, sign: float = -1.0) -> None:
+    """`W += sign * s * B0 A0` in float32, in place (ZeRO-3: rank 0's result is re-partitioned)."""
+    with gathered([weight], modifier_rank=0):
+        delta = (b0.to(weight.device, torch.float32) @ a0.to(weight.device, torch.float32)) * (sign * scaling)
+        weight.copy_((weight.float() + delta).to(weight.dtype))
+
+
+def apply_thanora(
+    model: nn.Module,
+    lora_config: LoraConfig,
+    config: ThanoRAConfig,
+    task_batches: Mapping[str, Iterable[dict]],
+    forward: ForwardFn | None = None,
+    adapter_name: str = "default",
+) -> tuple[PeftModel, ThanoRAState]:
+    """Wrap `model` in a peft LoRA of rank `lora_config.r` whose factors are ThanoRA blocks.
+
+    `task_batches` maps each task name to re-iterable collated batches (dicts of tensors, as the model's
+    forward takes them; `attention_mask` marks padding). `forward(model, batch)` runs one batch (default:
+    `model(**batch)` without labels). In distributed runs call it on every rank, each with its own shard.
+    Returns the peft model (its base weights replaced by the residual in context mode) and the state
+    whose `start_step` / `finish_step` give the penalty during training.
+    """
+    tasks = list(task_batches)
+    if not tasks:
+        raise ValueError("apply_thanora needs at least one task in task_batches")
+    r = lora_config.r
+    r_coop = config.resolve_r_coop(r, len(tasks))
+    allocate_ranks([0.0] * len(tasks), r, r_coop, 1.0, config.r_min)  # fail fast on impossible ranks
+    k_keep = r - r_coop - (len(tasks) - 1) * config.r_min  # the largest rank a task can get
+
+    peft_model = get_peft_model(model, residual_lora_config(lora_config), adapter_name=adapter_name)
+    layers = lora_layers(peft_model, adapter_name)
+    _check_layers(layers, peft_model, r)
+    factors = _preview(peft_model, layers, task_batches, forward, config, k_keep)
+
+    # Rank 0's entropies everywhere, so every rank allocates the same shapes.
+    entropies = broadcast_object({name: [f.entropy for f in fs] for name, fs in factors.items()})
+    modules, init_blocks = {}, {}
+    for index, (name, layer) in enumerate(layers.items()):
+        alloc = modules[name] = _allocate(entropies[name], r, r_coop, config)
+        generator = torch.Generator().manual_seed(config.seed + index)
+        a0, b0 = build_blocks(
+            factors.pop(name), alloc.ranks, r_coop, (layer.out_features, layer.in_features),
+            layer.scaling[adapter_name], config.gamma, config.init, generator,
+        )
+        init_blocks[name] = (broadcast_(a0), broadcast_(b0))  # SVD signs may differ across ranks
+        _write_module(layer, adapter_name, a0, b0, residual=config.init == "context")
+
+    state = ThanoRAState(tasks, r, r_coop, config, modules, init_blocks, adapter_name)
+    state.attach(peft_model)
+    return peft_model, state

@@ -1,0 +1,25 @@
+# The rows of the paper's comparison table, sourced by scripts/tiny/reproduce_table.sh and
+# scripts/v1_5/reproduce_table.sh so that both chains run the same rows with the same flags.
+#   row_method ROW   the --method that trains the row
+#   row_flags ROW    the row's extra train.py flags (the ThanoRA ablations of METHOD.md)
+# individual must come before the merge_* rows: they merge its per-task adapters.
+TABLE_ROWS="lora dora pissa corda moelora individual merge_ta merge_ties merge_dare
+  thanora thanora_no_hasi thanora_no_spr thanora_penalty_A thanora_penalty_B thanora_no_coop"
+
+row_method() {
+  case $1 in
+    thanora_*) echo thanora ;;
+    *)         echo "$1" ;;
+  esac
+}
+
+row_flags() {
+  case $1 in
+    thanora_no_hasi)   echo "--thanora_allocation uniform --thanora_init random" ;;  # uniform ranks, random blocks
+    thanora_no_spr)    echo "--thanora_lambda 0" ;;                                   # no subspace penalty
+    thanora_penalty_A) echo "--thanora_penalty A" ;;
+    thanora_penalty_B) echo "--thanora_penalty B" ;;
+    thanora_no_coop)   echo "--thanora_r_coop 0" ;;                                   # no cooperative block
+    *)                 echo "" ;;
+  esac
+}

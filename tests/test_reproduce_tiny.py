@@ -1,0 +1,101 @@
+"""The reproduction recipes: the table's rows cover every method, the llava-1.5 recipes pass train.py's parser
+with LLaVA's task-LoRA settings, and the tiny chain (minimix -> train.py -> eval.run -> eval.tables) really runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# A short chain that still takes every path of the script: a training row with ablation flags, the individual
+# row (per-task training and per-task evaluation) and a merge row that depends on it.
+CHAIN_ROWS = ["individual", "merge_ties", "thanora_no_spr"]
+
+
+def bash(script: str, **env) -> str:
+    proc = subprocess.run(["bash", "-c", script], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def table_rows() -> dict[str, str]:
+    """{row: the --method that trains it}, as scripts/table_rows.sh defines them."""
+    out = bash("source scripts/table_rows.sh; for r in $TABLE_ROWS; do echo $r $(row_method $r); done")
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_table_rows_cover_every_method():
+    from llava_thanora.methods.registry import available_methods
+
+    rows = table_rows()
+    assert set(rows.values()) == set(available_methods()) - {"projector", "full"}  # the pre-training stages
+    ablations = {"thanora_no_hasi", "thanora_no_spr", "thanora_penalty_A", "thanora_penalty_B", "thanora_no_coop"}
+    assert {r for r, m in rows.items() if m == "thanora"} == {"thanora", *ablations}
+    order = list(rows)
+    assert all(order.index("individual") < order.index(r) for r in rows if r.startswith("merge_"))
+    for method in set(rows.values()):
+        assert (REPO / f"scripts/v1_5/finetune_{method}.sh").is_file(), method
+
+
+@pytest.mark.parametrize("mix,n_tasks", [("2task", 2), ("4task", 4)])
+def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
+    from llava_thanora.train.args import parse_args
+
+    # PY / LAUNCH = echo: the chain prints every command instead of running it
+    out = bash("bash scripts/v1_5/reproduce_table.sh", PY="echo", LAUNCH="echo", MIX=mix, CKPT="/nonexistent")
+    commands = [shlex.split(line) for line in out.splitlines() if line.startswith("train.py")]
+    rows = table_rows()
+    assert len(commands) == len(rows)
+    methods = []
+    for argv in commands:
+        zero = argv[argv.index("--deepspeed") + 1] if "--deepspeed" in argv else None
+        for flag in ("--deepspeed", "--bf16"):  # DeepSpeed and bf16 need a GPU to be set up
+            if flag in argv:
+                del argv[argv.index(flag): argv.index(flag) + 2]
+        parsed = parse_args(argv[1:])
+        methods.append(parsed.model.method)
+        assert len(parsed.data.data_path.split(",")) == n_tasks
+        if parsed.model.method.startswith("merge_"):
+            assert zero is None and parsed.baselines.merge_individual_dir.endswith("/individual")
+            continue
+        m, t = parsed.model, parsed.training
+        assert (m.lora_r, m.lora_alpha, m.mm_projector_lr, m.tune_mm_projector) == (128, 256, 2e-5, True)
+        assert (t.learning_rate, t.num_train_epochs, t.lr_scheduler_type, t.warmup_steps) == (2e-4, 3, "cosine", 0.03)
+        assert (t.model_max_length, t.gradient_checkpointing) == (2048, True)
+        assert zero == ("zero2.json" if m.method in ("pissa", "corda") else "zero3.json")
+    assert methods == list(rows.values())
+    assert sum(line.startswith("-m eval.run") for line in out.splitlines()) == len(rows) - 1
+    assert sum(line.startswith("scripts/eval_individual.py") for line in out.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_tiny_chain_puts_every_method_in_a_row(tiny_model, tmp_path):
+    from llava_thanora.data.minimix.build import build_minimix
+    from llava_thanora.data.minimix.writer import MinimixConfig
+
+    data = tmp_path / "minimix"
+    build_minimix(MinimixConfig(output_dir=data, train_per_task=16, test_per_task=3, pretrain_samples=4))
+    out = tmp_path / "out"
+    bash(f"bash scripts/tiny/reproduce_table.sh {out}", PY=sys.executable, BASE=tiny_model, DATA=str(data),
+         METHODS=" ".join(CHAIN_ROWS), STEPS="2", LIMIT="2", R="4", PREVIEW="4")
+
+    with open(out / "table.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [row["method"] for row in table] == CHAIN_ROWS
+    benches = ["minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq"]
+    for row in table:
+        for bench in benches:
+            assert 0.0 <= float(row[bench]) <= 100.0, (row["method"], bench)
+    # the individual row: each task's adapter answered its own task's questions only
+    for task in ("vqa", "ocr", "caption", "mcq"):
+        scores = json.loads((out / f"results/individual/{task}/scores.json").read_text())["scores"]
+        assert list(scores) == [f"minimix_{task}"] and scores[f"minimix_{task}"]["n"] == 2
+    assert json.loads((out / "merge_ties/merge.json").read_text())["tasks"] == ["caption", "mcq", "ocr", "vqa"]
