@@ -45,10 +45,13 @@ def gram_penalty(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     F.normalize), so a zero-initialized B contributes nothing. Leading dimensions are a batch of layers
     (one value each). Cost O(R^2 d) whatever the number of tasks.
     """
-    raw = _SymmetricGram.apply(vectors)
-    inv_sq = 1.0 / raw.diagonal(dim1=-2, dim2=-1).clamp_min(1e-24)
-    weighted = raw.square() * mask * inv_sq[..., :, None] * inv_sq[..., None, :]
-    return 0.5 * weighted.sum(dim=(-1, -2))
+    # At least float32 (bf16 squared norms underflow); float64 input stays float64.
+    raw = _SymmetricGram.apply(vectors.to(torch.promote_types(vectors.dtype, torch.float32)))
+    # 1/||v|| is at most 1e12, so a zero row gives 0 * 1e12 * 1e12 = 0. (Dividing raw^2 by the squared norms
+    # instead would reach 0 * 1e48 = 0 * inf = NaN in float32 for the zero-initialized B of init=activation.)
+    inv_norm = raw.diagonal(dim1=-2, dim2=-1).clamp_min(1e-24).rsqrt()
+    cosine = raw * inv_norm[..., :, None] * inv_norm[..., None, :]
+    return 0.5 * (cosine.square() * mask).sum(dim=(-1, -2))
 
 
 def spr_penalty(
