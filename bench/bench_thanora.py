@@ -184,25 +184,30 @@ def memory_child(args) -> None:
     step = make_step(args, model, state)
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 2**20
+    else:
+        with open("/proc/self/status") as status:  # current RSS, to show what the training steps add
+            before = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
     for _ in range(args.mem_steps):
         step()
     if args.device.startswith("cuda"):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"peak_mib": peak}))
+    print(json.dumps({"peak_mib": peak, "before_mib": before}))
 
 
 def bench_memory(args, task_counts) -> list[str]:
     kind = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS of a fresh process"
-    rows = [f"| method | {kind} (MiB) | ratio to LoRA |", "|---|---|---|"]
+    rows = [f"| method | {kind} (MiB) | ratio to LoRA | before the training steps (MiB) |", "|---|---|---|---|"]
     results = {}
     for method, t in [("lora", 1)] + [("thanora", t) for t in task_counts]:
         cmd = [sys.executable, __file__, *sys.argv[1:], "--memory-child", f"{method}:{t}"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        results[method if method == "lora" else f"thanora T={t}"] = json.loads(out)["peak_mib"]
-    for name, peak in results.items():
-        rows.append(f"| {name} | {peak:,.0f} | {peak / results['lora']:.3f} |")
+        results[method if method == "lora" else f"thanora T={t}"] = json.loads(out)
+    for name, result in results.items():
+        peak = result["peak_mib"]
+        rows.append(f"| {name} | {peak:,.0f} | {peak / results['lora']['peak_mib']:.3f} | {result['before_mib']:,.0f} |")
     return rows
 
 

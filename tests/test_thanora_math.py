@@ -170,3 +170,18 @@ def test_config_roundtrip_and_validation():
         ThanoRAConfig(tau=0)
     with pytest.raises(ValueError, match="unknown"):
         ThanoRAConfig.from_dict({"lambda": 0.1})
+
+
+# ---------------------------------------------------------------- spectrum of W C via the Gram matrix
+@pytest.mark.parametrize("shape", [(6, 9), (9, 6)])
+def test_gram_svd_matches_torch_svd(shape):
+    from llava_thanora.thanora.init import singular_values_and_top
+
+    matrix = torch.randn(*shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    s, u, v = singular_values_and_top(matrix, 6)
+    ref_u, ref_s, ref_vh = torch.linalg.svd(matrix, full_matrices=False)
+    torch.testing.assert_close(s, ref_s)
+    torch.testing.assert_close(u * s @ v.T, matrix)  # full k reconstructs M
+    # Same vectors up to sign.
+    torch.testing.assert_close((u * ref_u).sum(0).abs(), torch.ones(6, dtype=torch.float64))
+    torch.testing.assert_close((v * ref_vh.T).sum(0).abs(), torch.ones(6, dtype=torch.float64))

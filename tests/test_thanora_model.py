@@ -251,3 +251,17 @@ def test_load_thanora_restores_training_state(trained, tasks):
     restored_state.start_step()
     restored(**batch)
     assert restored_state.finish_step().requires_grad
+
+
+def test_bad_inputs_are_rejected(tasks):
+    with pytest.raises(ValueError, match="rank_pattern"):
+        apply_thanora(make_base(), LoraConfig(r=R, target_modules=TARGETS, rank_pattern={"q_proj": 4}),
+                      ThanoRAConfig(), tasks)
+    with pytest.raises(ValueError, match="at least r_min"):
+        apply_thanora(make_base(), LoraConfig(r=2, target_modules=TARGETS), ThanoRAConfig(r_coop=1), tasks)
+    with pytest.raises(ValueError, match="no preview batches"):
+        apply_thanora(make_base(), lora_config(), ThanoRAConfig(), {"empty": [], **tasks})
+    with pytest.raises(ValueError, match="saw no input tokens"):
+        apply_thanora(make_base(), lora_config(), ThanoRAConfig(), {**tasks, "empty": []})
+    with pytest.raises(FileNotFoundError, match="not a ThanoRA output directory"):
+        load_thanora(make_base(), "/nonexistent")

@@ -1,0 +1,34 @@
+"""`make demo`'s script, shortened by its flags (tiny data, the tiny model as base, a few steps), runs end to end
+and produces the table (rows base / LoRA / ThanoRA, the 4 tasks + average) and the figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_shortened_demo(tiny_model, tmp_path):
+    out = tmp_path / "demo"
+    env = {**os.environ, "PY": sys.executable, "DATA": str(tmp_path / "minimix"), "BASE": tiny_model,
+           "OUT": str(out), "STEPS": "3", "RANK": "8", "LIMIT": "3", "TRAIN_PER_TASK": "12", "TEST_PER_TASK": "3",
+           "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(["bash", str(REPO / "scripts/demo.sh")], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    table = (out / "table.md").read_text()
+    header = table.splitlines()[0]
+    for column in ("minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq", "Avg"):
+        assert column in header
+    rows = [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")]
+    assert rows == ["base", "lora", "thanora"]
+    for name in ("table.csv", "table.tex", "rank_allocation.png", "loss_curves.png", "thanora/thanora.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    tail = proc.stdout.strip().splitlines()[-8:]
+    assert tail[0].startswith("Outputs:") and any(str(out / "table.md") in line for line in tail)
