@@ -50,7 +50,6 @@ $PY -m eval.tables "$OUT/eval/base/scores.json" "$OUT/eval/lora/scores.json" "$O
   --output "$OUT/table"
 $PY scripts/tiny/plot_losses.py --runs lora="$OUT/lora" thanora="$OUT/thanora" --output "$OUT/loss_curves.png"
 cp "$OUT/thanora/rank_allocation.png" "$OUT/rank_allocation.png"
-cat "$OUT/table.md"
 cat <<EOF
 
 Outputs:

@@ -20,6 +20,14 @@ def lora_config(ctx: BuildContext, **overrides) -> LoraConfig:
     return LoraConfig(**kwargs)
 
 
+def restore_adapter(model, weights: dict[str, torch.Tensor], checkpoint_dir: str) -> None:
+    """Put saved adapter tensors (peft's saved names) and the checkpoint's other trainables back into `model`."""
+    result = set_peft_model_state_dict(model, weights)
+    if result.unexpected_keys:
+        raise KeyError(f"{checkpoint_dir}: adapter tensors that match no layer: {result.unexpected_keys[:5]}")
+    load_non_lora(model, checkpoint_dir)
+
+
 class LoRAMethod(Method):
     name = "lora"
 
@@ -36,11 +44,7 @@ class LoRAMethod(Method):
         save_non_lora(output_dir, others)
 
     def load_trainable(self, model, checkpoint_dir: str) -> None:
-        weights = load_file(str(Path(checkpoint_dir) / "adapter_model.safetensors"))
-        result = set_peft_model_state_dict(model, weights)
-        if result.unexpected_keys:
-            raise KeyError(f"{checkpoint_dir}: adapter tensors that match no layer: {result.unexpected_keys[:5]}")
-        load_non_lora(model, checkpoint_dir)
+        restore_adapter(model, load_file(str(Path(checkpoint_dir) / "adapter_model.safetensors")), checkpoint_dir)
 
 
 class DoRAMethod(LoRAMethod):

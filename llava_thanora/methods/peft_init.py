@@ -40,8 +40,8 @@ from peft.tuners.lora import Linear as LoraLinear
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .base import BuildContext, load_non_lora, save_non_lora, split_trainable
-from .lora import LoRAMethod, lora_config
+from .base import BuildContext, save_non_lora, split_trainable
+from .lora import LoRAMethod, lora_config, restore_adapter
 
 INITIAL_DIR = "initial_adapter"
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -152,10 +152,7 @@ class _ResidualInitMethod(LoRAMethod):
 
     def load_trainable(self, model, checkpoint_dir: str) -> None:
         trained, _ = split_converted(load_file(str(Path(checkpoint_dir) / ADAPTER_FILE)), self.r)
-        result = set_peft_model_state_dict(model, trained)
-        if result.unexpected_keys:
-            raise KeyError(f"{checkpoint_dir}: adapter tensors that match no layer: {result.unexpected_keys[:5]}")
-        load_non_lora(model, checkpoint_dir)
+        restore_adapter(model, trained, checkpoint_dir)
 
 
 class PiSSAMethod(_ResidualInitMethod):

@@ -10,7 +10,6 @@ a PIL CLIP image processor, and a vicuna-style chat template shaped like llava-1
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import json
