@@ -75,7 +75,7 @@ def tasks():
 @pytest.fixture(scope="module")
 def trained(tasks, tmp_path_factory):
     """Context init, lam > 0, a few optimizer steps, saved."""
-    peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(lam=0.1, preview_samples=8), tasks)
+    peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(lam=0.1, preview_samples=8, init="context"), tasks)
     train(peft_model, state, tasks)
     out = tmp_path_factory.mktemp("thanora")
     save_thanora(str(out), peft_model, state)
@@ -85,7 +85,7 @@ def trained(tasks, tmp_path_factory):
 def test_allocation_and_unchanged_function_at_init(tasks):
     batch = tasks["periodic"][0]
     reference = logits(make_base(), batch)
-    peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=8), tasks)
+    peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=8, init="context"), tasks)
     assert state.r_coop == R // 3 and len(state.modules) == 2 * len(TARGETS)
     for alloc in state.modules.values():
         assert sum(alloc.ranks) == R - state.r_coop and min(alloc.ranks) >= 1

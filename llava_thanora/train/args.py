@@ -57,7 +57,7 @@ class ThanoRAArguments:
     thanora_r_min: int = field(default=1, metadata={"help": "Minimum rank of each task block."})
     thanora_preview_samples: int = field(default=500, metadata={"help": "Per-task samples for the initialization statistics."})
     thanora_penalty: str = field(default="AB", metadata={"help": "Penalty side: A, B or AB."})
-    thanora_init: str = field(default="context", metadata={"help": "Task block init: context, activation or random."})
+    thanora_init: str = field(default="activation", metadata={"help": "Task block init: activation (default, chosen on minimix validation: BENCHMARKS.md), context or random."})
     thanora_allocation: str = field(default="entropy", metadata={"help": "Rank allocation: entropy or uniform."})
     thanora_cov_budget_mb: float = field(default=4096, metadata={"help": "Memory budget for covariance statistics; layers are processed in groups to stay under it."})
     thanora_preview_batch_size: int = field(default=4, metadata={"help": "Batch size of the preview forward passes."})

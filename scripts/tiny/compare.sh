@@ -3,7 +3,7 @@
 # VALIDATION split held out of the training files (never on the test split), and reporting both.
 #
 #   bash scripts/tiny/compare.sh                      # 3 seeds x every config below
-#   SEEDS="0" CONFIGS="lora thanora" STEPS=50 bash scripts/tiny/compare.sh   # quick
+#   SEEDS="0" CONFIGS="lora thanora_activation" STEPS=50 bash scripts/tiny/compare.sh   # quick
 #
 # Writes OUT/val_table.{md,csv,tex} (selection) and OUT/test_table.{md,csv,tex} (report), mean ± std over seeds.
 set -euo pipefail
@@ -19,19 +19,22 @@ LIMIT=${LIMIT:-}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
 # name -> extra train.py flags. Every row has the same total rank, schedule and data.
+# The ThanoRA rows pin their init mode: the sweep ran with init=context (then the default); the default is now
+# init=activation, chosen from this script's validation table.
+C="--method thanora --thanora_init context"
 declare -A FLAGS=(
   [lora]="--method lora"
-  [thanora]="--method thanora"
-  [thanora_uniform]="--method thanora --thanora_allocation uniform"
-  [thanora_no_spr]="--method thanora --thanora_lambda 0"
   [thanora_activation]="--method thanora --thanora_init activation"
+  [thanora_context]="$C"
+  [thanora_context_uniform]="$C --thanora_allocation uniform"
+  [thanora_context_no_spr]="$C --thanora_lambda 0"
   [thanora_no_hasi]="--method thanora --thanora_allocation uniform --thanora_init random"
-  [thanora_tau0.5]="--method thanora --thanora_tau 0.5"
-  [thanora_tau0.02]="--method thanora --thanora_tau 0.02"
-  [thanora_lambda1]="--method thanora --thanora_lambda 1.0"
-  [thanora_gamma0.25]="--method thanora --thanora_gamma 0.25"
+  [thanora_context_tau0.5]="$C --thanora_tau 0.5"
+  [thanora_context_tau0.02]="$C --thanora_tau 0.02"
+  [thanora_context_lambda1]="$C --thanora_lambda 1.0"
+  [thanora_context_gamma0.25]="$C --thanora_gamma 0.25"
 )
-CONFIGS=${CONFIGS:-"lora thanora thanora_uniform thanora_no_spr thanora_activation thanora_no_hasi thanora_tau0.5 thanora_tau0.02 thanora_lambda1 thanora_gamma0.25"}
+CONFIGS=${CONFIGS:-"lora thanora_activation thanora_context thanora_context_uniform thanora_context_no_spr thanora_no_hasi thanora_context_tau0.5 thanora_context_tau0.02 thanora_context_lambda1 thanora_context_gamma0.25"}
 BENCHES=minimix_vqa,minimix_ocr,minimix_caption,minimix_mcq
 
 [ -f "$DATA/manifest.json" ] || $PY -m llava_thanora.data.minimix --output_dir "$DATA"
