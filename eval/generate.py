@@ -157,21 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def load_generator(args) -> Generator:
+def load_generator(model_path: str, model_base: str | None = None, device: str = "cpu", dtype: str = "auto",
+                   image_folder: str | None = None, image_aspect_ratio: str = "pad", max_new_tokens: int = 128,
+                   model_id: str | None = None) -> Generator:
+    """Load any training output or full model (`load_trained`) onto `device` and wrap it in a Generator."""
     from llava_thanora.methods.loading import load_trained
 
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
-        args.dtype, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
-    model, processor, _ = load_trained(args.model_path, args.model_base, dtype)
-    model.to(args.device)
-    model_id = args.model_id or Path(args.model_path.rstrip("/")).name
-    return Generator(model, processor, args.image_folder, args.image_aspect_ratio, args.max_new_tokens, model_id)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+        dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    model, processor, _ = load_trained(model_path, model_base, torch_dtype)
+    model.to(device)
+    model_id = model_id or Path(model_path.rstrip("/")).name
+    return Generator(model, processor, image_folder, image_aspect_ratio, max_new_tokens, model_id)
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     questions = load_questions(args.question_file, args.num_chunks, args.chunk_idx, args.limit)
-    new = load_generator(args).run(questions, args.answers_file, args.batch_size, args.prompt_suffix)
+    generator = load_generator(args.model_path, args.model_base, args.device, args.dtype, args.image_folder,
+                               args.image_aspect_ratio, args.max_new_tokens, args.model_id)
+    new = generator.run(questions, args.answers_file, args.batch_size, args.prompt_suffix)
     print(f"{new} new answers, {len(questions)} in total -> {args.answers_file}")
 
 

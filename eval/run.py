@@ -70,9 +70,10 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    args.image_folder = None  # set per benchmark
     benches = get_benchmarks(args.benchmarks, args.benchmark_dir)  # fail on a typo before loading the model
-    generator = load_generator(argparse.Namespace(**{**vars(args), "max_new_tokens": args.max_new_tokens or 128}))
+    # The image folder and the token budget are set per benchmark in `evaluate`.
+    generator = load_generator(args.model_path, args.model_base, args.device, args.dtype,
+                               image_aspect_ratio=args.image_aspect_ratio, model_id=args.model_id)
     out = Path(args.output_dir)
     result = {"method": args.method or Path(args.model_path.rstrip("/")).name, "seed": args.seed,
               "model": args.model_path, "model_base": args.model_base, "scores": {}}

@@ -47,7 +47,8 @@ class LlavaTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.method = method
         self.mm_projector_lr = mm_projector_lr
-        self._pending_logs: dict[str, list[float]] = defaultdict(list)
+        # Detached tensors, converted to floats only when logged: an .item() per step would sync the GPU each time.
+        self._pending_logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._zero3 = any(hasattr(p, "ds_id") for p in self.model.parameters())
         if self._zero3:
             self.model.get_input_embeddings().register_forward_hook(self._run_vision_on_blank)
@@ -86,9 +87,9 @@ class LlavaTrainer(Trainer):
             # it by the accumulation steps; the per-micro-batch extra terms must then be divided here.
             scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
             per_step = self.current_gradient_accumulation_steps if scaled else 1
-            self._pending_logs["lm_loss"].append(lm_loss.detach().float().item() * per_step)
+            self._pending_logs["lm_loss"].append(lm_loss.detach().float() * per_step)
             for name, (weight, value) in self.method.extra_losses(self.model).items():
-                self._pending_logs[name].append(value.detach().float().item())
+                self._pending_logs[name].append(value.detach().float())
                 if weight:
                     loss = loss + weight * value / per_step
             self._check_finite(loss)
@@ -123,7 +124,7 @@ class LlavaTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pending_logs:
             for name, values in self._pending_logs.items():
-                logs[name] = round(sum(values) / len(values), 6)
+                logs[name] = round(torch.stack(values).mean().item(), 6)
             self._pending_logs.clear()
         super().log(logs, start_time)
 
