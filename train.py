@@ -1,6 +1,6 @@
-"""Entry point: `deepspeed train.py ...` or `python train.py ...` (flags: `python train.py --help`)."""
+"""Train a LLaVA adapter: `python train.py --help` lists every flag (see llava_thanora/cli.py)."""
 
-from llava_thanora.train.main import main
+from llava_thanora.cli import main
 
 if __name__ == "__main__":
     main()

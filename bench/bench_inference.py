@@ -29,7 +29,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from llava_thanora.methods.moelora import MoELoRAConfig, apply_moelora  # noqa: E402
+from llava_thanora.moelora import MoELoRAConfig, apply_moelora  # noqa: E402
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # peft calls deprecated transformers helpers
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -16,7 +16,8 @@ Built-in entries live in ``eval/benchmarks/<name>.json``; users add or override 
     }
 
 The model sees the question's text, then (when the suffix is not empty) a newline and the suffix
-(`Benchmark.prompt`); eval.generate, the minimix builder and ``scripts/prepare_data`` all use this one rule.
+(`Benchmark.prompt`, i.e. `llava_thanora.data.conversation.with_suffix`, the one rule that eval.generate, the
+minimix builder and ``scripts/prepare_data`` all use).
 Relative paths resolve against the data root: the caller's ``--data-root`` when given, else the entry's own
 ``data_root`` (relative to the working directory), else ``playground/data/eval``.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from eval.io import read_json
+from llava_thanora.data.conversation import with_suffix
 from eval.metrics import METRICS
 
 BUILTIN_DIR = Path(__file__).with_name("benchmarks")
@@ -80,7 +82,7 @@ class Benchmark:
 
     def prompt(self, text: str) -> str:
         """The text the model is asked: the question, then the suffix on its own line when there is one."""
-        return f"{text}\n{self.prompt_suffix}" if self.prompt_suffix else text
+        return with_suffix(text, self.prompt_suffix)
 
     def paths(self, data_root: str | Path | None = None) -> BenchmarkPaths:
         """The entry's files under `data_root` when given, else under its own data_root, else the default."""

@@ -77,10 +77,12 @@ class Generator:
 
     @torch.no_grad()
     def answer(self, questions: list[dict], prompt_suffix: str = "") -> list[dict]:
+        from llava_thanora.data.conversation import with_suffix
+
         prompts, ids, images = [], [], []
         for q in questions:
             imgs = self._images(q)
-            text = q["text"] + (f"\n{prompt_suffix}" if prompt_suffix else "")
+            text = with_suffix(q["text"], prompt_suffix)
             prompt = self.format.generation_prompt(text, num_images=len(imgs))
             prompts.append(prompt)
             ids.append(self.format.encode_prompt(prompt))
@@ -163,8 +165,9 @@ def load_generator(model_path: str, model_base: str | None = None, device: str =
     """Load any training output or full model (`load_trained`) onto `device` and wrap it in a Generator."""
     from llava_thanora.methods.loading import load_trained
 
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
-        dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    from llava_thanora.model.builder import DTYPES
+
+    torch_dtype = DTYPES.get(dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32)
     model, processor, _ = load_trained(model_path, model_base, torch_dtype)
     model.to(device)
     model_id = model_id or Path(model_path.rstrip("/")).name

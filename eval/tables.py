@@ -141,6 +141,23 @@ def _cells(rows: Sequence[Row], columns: Sequence[str], digits: int, pm: str, bo
     return out
 
 
+def combine_scores(files: Sequence[str], method: str = "individual") -> dict:
+    """One `eval.run` result from per-model results that each scored different benchmarks (e.g. an individual
+    run: each task's adapter on its own task). The same benchmark twice, or different seeds, is an error."""
+    combined: dict[str, Any] = {"method": method, "seed": None, "model": [], "scores": {}}
+    for i, path in enumerate(files):
+        result = read_json(path)
+        if i and result.get("seed") != combined["seed"]:
+            raise ValueError(f"{path}: seed {result.get('seed')} differs from {files[0]}'s {combined['seed']}")
+        combined["seed"] = result.get("seed")
+        combined["model"].append(result.get("model"))
+        for bench, score in result["scores"].items():
+            if bench in combined["scores"]:
+                raise ValueError(f"{path}: benchmark {bench} was already scored by another model")
+            combined["scores"][bench] = score
+    return combined
+
+
 def to_markdown(rows: Sequence[Row], columns: Sequence[str], digits: int = 2) -> str:
     """GitHub Markdown table with a Seeds column; best mean per column in bold."""
     header = ["Method", "Seeds", *columns, "Avg"]

@@ -35,7 +35,8 @@ COMMON=(--model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$DATA/
         --report_to none --model_max_length 512 --seed "$SEED")
 for method in lora thanora; do
   step "3/5 train $method (r=$RANK, $STEPS steps) -> $OUT/$method"
-  $PY train.py "${COMMON[@]}" --method $method --output_dir "$OUT/$method" --thanora_preview_samples 128
+  $PY train.py "${COMMON[@]}" --method $method --output_dir "$OUT/$method" \
+    $([ $method = thanora ] && echo --thanora_preview_samples 128)
 done
 
 step "4/5 evaluate base, LoRA, ThanoRA on $BENCHES"

@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 
 from eval import run as eval_run
-from llava_thanora.methods.individual import combine_scores, read_individual
+from eval.tables import combine_scores
+from llava_thanora.recipes.individual import read_individual
 
 
 def task_benchmarks(value: str, tasks: list[str]) -> dict[str, str]:

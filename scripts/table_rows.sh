@@ -13,6 +13,17 @@ row_method() {
   esac
 }
 
+# method_flags METHOD: the flags a method owns that the chain sets for it ($PREVIEW samples, $MERGE_FROM run)
+method_flags() {
+  case $1 in
+    thanora)               echo "--thanora_preview_samples ${PREVIEW:-500}" ;;
+    corda)                 echo "--corda_preview_samples ${PREVIEW:-500}" ;;
+    merge_ta)              echo "--merge_individual_dir $MERGE_FROM" ;;
+    merge_ties|merge_dare) echo "--merge_individual_dir $MERGE_FROM --merge_density 0.5" ;;
+    *)                     echo "" ;;
+  esac
+}
+
 row_flags() {
   case $1 in
     thanora_no_hasi)   echo "--thanora_allocation uniform --thanora_init random" ;;  # uniform ranks, random blocks

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from llava_thanora.data.conversation import IGNORE_INDEX
-from llava_thanora.data.dataset import Collator, DataConfig, DataError, LazySupervisedDataset
+from llava_thanora.data.dataset import Collator, DataConfig, DataError, SupervisedDataset
 
 
 def supervised_spans(ids, labels):
@@ -35,7 +35,7 @@ def make_dataset(tmp_path, samples, prompt_format, processor, name="data.json", 
         path.write_text(json.dumps(samples))
     (tmp_path / "img").mkdir(exist_ok=True)
     config = DataConfig([str(path)], image_folder=str(tmp_path / "img"), **cfg)
-    return LazySupervisedDataset(config, prompt_format, processor.image_processor), path
+    return SupervisedDataset(config, prompt_format, processor.image_processor), path
 
 
 def turn(frm, value):
@@ -82,7 +82,7 @@ def test_task_defaults_to_file_stem_and_mixture(tmp_path, prompt_format, process
     a.write_text(json.dumps([{"id": "1", "conversations": [turn("human", "q"), turn("gpt", "x")]}]))
     b.write_text(json.dumps({"id": "2", "task": "custom", "conversations": [turn("human", "q"), turn("gpt", "y")]}) + "\n"
                  + json.dumps({"id": "3", "conversations": [turn("human", "q"), turn("gpt", "z")]}) + "\n")
-    ds = LazySupervisedDataset(DataConfig([str(a), str(b)]), prompt_format, processor.image_processor)
+    ds = SupervisedDataset(DataConfig([str(a), str(b)]), prompt_format, processor.image_processor)
     assert len(ds) == 3 and ds.tasks == ["alpha", "beta", "custom"]
     assert ds.task_indices() == {"alpha": [0], "beta": [2], "custom": [1]}
     batch = Collator(processor.tokenizer.pad_token_id)([ds[0], ds[1]])
@@ -137,7 +137,7 @@ def test_unreadable_json_names_the_line(tmp_path, prompt_format, processor, cont
     path = tmp_path / "broken.json"
     path.write_text(content)
     with pytest.raises(DataError, match=str(path).replace(".", r"\.") + ".*") as err:
-        LazySupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
+        SupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
     assert where in str(err.value)
 
 
@@ -145,4 +145,4 @@ def test_unreadable_jsonl_line(tmp_path, prompt_format, processor):
     path = tmp_path / "broken.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n{oops\n")
     with pytest.raises(DataError, match=r"broken\.jsonl:3: invalid JSON"):
-        LazySupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
+        SupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)

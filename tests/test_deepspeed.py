@@ -60,7 +60,7 @@ def test_zero3_thanora_matches_single_process_allocation(tiny_model, two_task_da
     from peft import PeftModel
     from transformers import LlavaForConditionalGeneration
 
-    from llava_thanora.train.main import main
+    from llava_thanora.cli import main
 
     data_path, image_folder = two_task_data
     common = ["--model_name_or_path", tiny_model, "--data_path", data_path, "--image_folder", image_folder,

@@ -6,7 +6,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from llava_thanora.methods.merging import merge_adapters, save_merged_adapter
+from llava_thanora.recipes.merging import merge_adapters, save_merged_adapter
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 TASK_RANKS = {"vqa": (4, 8), "ocr.v2": (2, 8)}  # (r, alpha): different ranks and scalings on purpose

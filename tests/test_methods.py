@@ -13,7 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from llava_thanora.methods.loading import load_trained
-from llava_thanora.train.main import main
+from llava_thanora.cli import main
+
+
+PREVIEW = {"thanora": ["--thanora_preview_samples", "4"], "corda": ["--corda_preview_samples", "4"]}
 
 
 def run(model, data, out, method, *extra):
@@ -21,7 +24,7 @@ def run(model, data, out, method, *extra):
     return main(["--model_name_or_path", model, "--data_path", data_path, "--image_folder", image_folder,
                  "--output_dir", str(out), "--method", method, "--per_device_train_batch_size", "4",
                  "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0", "--max_steps", "3",
-                 "--learning_rate", "1e-2", "--tune_mm_projector", "--thanora_preview_samples", "4",
+                 "--learning_rate", "1e-2", "--tune_mm_projector", *PREVIEW.get(method, []),
                  "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true", "--seed", "3",
                  "--dataloader_num_workers", "0", *extra])
 
@@ -32,11 +35,11 @@ def dataset(tiny_model, two_task_data):
     from transformers import AutoProcessor
 
     from llava_thanora.data.conversation import PromptFormat
-    from llava_thanora.data.dataset import Collator, DataConfig, LazySupervisedDataset
+    from llava_thanora.data.dataset import Collator, DataConfig, SupervisedDataset
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     cfg = DataConfig(data_paths=two_task_data[0].split(","), image_folder=two_task_data[1], model_max_length=2048)
-    data = LazySupervisedDataset(cfg, PromptFormat.from_processor(processor), processor.image_processor)
+    data = SupervisedDataset(cfg, PromptFormat.from_processor(processor), processor.image_processor)
     return data, Collator(processor.tokenizer.pad_token_id)
 
 
@@ -56,7 +59,7 @@ def build_context(model, output_dir, **kw):
 
     model_args = ModelArguments(model_name_or_path="unused", lora_r=8, lora_alpha=16, lora_dropout=0.0)
     training_args = SimpleNamespace(device=torch.device("cpu"), output_dir=str(output_dir), should_save=True)
-    return BuildContext(model_args=model_args, method_args={}, training_args=training_args,
+    return BuildContext(model_args=model_args, training_args=training_args,
                         target_modules=lora_target_names(model), **kw)
 
 
@@ -140,17 +143,15 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(method, weights, tiny
 
 def test_corda_previews_the_same_samples_as_thanora(tiny_model, dataset, tmp_path):
     """CorDA forwards the first N samples of each task, one per forward, in dataset order."""
-    from llava_thanora.methods.peft_init import CorDAMethod
-    from llava_thanora.methods.thanora import preview_data
-    from llava_thanora.train.args import BaselineArguments, ThanoRAArguments
+    from llava_thanora.data.preview import task_previews
+    from llava_thanora.methods.peft_init import CorDAArguments, CorDAMethod
 
     data, collator = dataset
     model, seen = load_trained(tiny_model)[0], []
     model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
     ctx = build_context(model, tmp_path, train_dataset=data, collator=collator)
-    ctx.method_args = {"baselines": BaselineArguments(), "thanora": ThanoRAArguments(thanora_preview_samples=3)}
-    CorDAMethod().build(model, ctx)
-    thanora = [b["input_ids"][0].tolist() for batches in preview_data(ctx, 3, 1).values() for b in batches]
+    CorDAMethod(CorDAArguments(corda_preview_samples=3)).build(model, ctx)
+    thanora = [b["input_ids"][0].tolist() for batches in task_previews(data, collator, 3, 1).values() for b in batches]
     expected = [data[i]["input_ids"].tolist() for indices in data.task_indices().values() for i in indices[:3]]
     assert [x.shape[0] for x in seen] == [1] * 6
     assert [x[0].tolist() for x in seen] == thanora == expected
@@ -166,7 +167,7 @@ def test_zero3_is_refused_for_decomposing_inits(tiny_model, tmp_path):
 
 
 def test_moelora_trains_routes_and_reloads(tiny_model, two_task_data, tmp_path, batch):
-    from llava_thanora.methods.moelora import merge_moelora, moelora_layers
+    from llava_thanora.moelora import merge_moelora, moelora_layers
 
     trainer = run(tiny_model, two_task_data, tmp_path, "moelora", "--moelora_num_experts", "3")
     balance = [h["moe_balance"] for h in trainer.state.log_history if "moe_balance" in h]
@@ -189,7 +190,7 @@ def test_moelora_trains_routes_and_reloads(tiny_model, two_task_data, tmp_path, 
 
 
 def test_moelora_rank_matches_the_lora_budget():
-    from llava_thanora.methods.moelora_method import lora_parameter_count, matched_rank, moelora_parameter_count
+    from llava_thanora.methods.moelora import lora_parameter_count, matched_rank, moelora_parameter_count
 
     shapes = [(4096, 4096)] * 4 + [(4096, 11008)] * 2 + [(11008, 4096)]  # one llava-1.5-7b decoder layer
     assert matched_rank(shapes, 128, 4) == 48
@@ -265,7 +266,7 @@ def test_merge_without_an_individual_run_is_a_clear_error(tiny_model, two_task_d
 
 
 def test_combine_joins_per_task_scores(tmp_path):
-    from llava_thanora.methods.individual import combine_scores
+    from eval.tables import combine_scores
 
     files = []
     for task, bench, score in (("a", "bench_a", 10.0), ("b", "bench_b", 30.0)):
@@ -277,3 +278,20 @@ def test_combine_joins_per_task_scores(tmp_path):
     assert result["seed"] == 0 and result["model"] == ["a", "b"]
     with pytest.raises(ValueError, match="already scored"):
         combine_scores([str(files[0]), str(files[0])])
+
+
+@pytest.mark.parametrize("rslora", [False, True])
+@pytest.mark.parametrize("method,extra", [("pissa", ()), ("corda", ()), ("thanora", ("--thanora_init", "context"))])
+def test_portable_adapter_reproduces_the_trained_model(method, extra, rslora, tiny_model, two_task_data, tmp_path,
+                                                       batch):
+    """Every method with a residual base writes `[B, -B0][A; A0]` at rank 2r with the trained scaling: alpha x 2
+    for LoRA's alpha / r, alpha x sqrt(2) for rsLoRA's alpha / sqrt(r) (one shared module does it)."""
+    trainer = run(tiny_model, two_task_data, tmp_path, method, *extra, "--use_rslora", str(rslora).lower())
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["use_rslora"] is rslora and config["r"] == 16
+    assert config["lora_alpha"] == pytest.approx(16 * (2 ** 0.5 if rslora else 2))
+    trained = logits(trainer.model, batch)
+    assert (trained - logits(load_trained(tiny_model)[0], batch)).abs().max() > 1e-3  # training changed it
+    portable, _, kind = load_trained(str(tmp_path), tiny_model)  # plain peft on the ORIGINAL base
+    assert kind == "peft"
+    torch.testing.assert_close(logits(portable, batch), trained, atol=1e-4, rtol=1e-4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from llava_thanora.methods.moelora import (
+from llava_thanora.moelora import (
     MoELoRAConfig,
     MoELoRALinear,
     apply_moelora,

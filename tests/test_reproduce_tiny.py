@@ -33,10 +33,10 @@ def table_rows() -> dict[str, str]:
 
 
 def test_table_rows_cover_every_method():
-    from llava_thanora.methods.registry import available_methods
+    from llava_thanora.cli import registered
 
     rows = table_rows()
-    assert set(rows.values()) == set(available_methods()) - {"projector", "full"}  # the pre-training stages
+    assert set(rows.values()) == set(registered()) - {"projector", "full"}  # the pre-training stages
     ablations = {"thanora_no_hasi", "thanora_no_spr", "thanora_penalty_A", "thanora_penalty_B", "thanora_no_coop"}
     assert {r for r, m in rows.items() if m == "thanora"} == {"thanora", *ablations}
     order = list(rows)
@@ -47,6 +47,7 @@ def test_table_rows_cover_every_method():
 
 @pytest.mark.parametrize("mix,n_tasks", [("2task", 2), ("4task", 4)])
 def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
+    from llava_thanora.cli import registered
     from llava_thanora.train.args import parse_args
 
     # PY / LAUNCH = echo: the chain prints every command instead of running it
@@ -60,11 +61,11 @@ def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
         for flag in ("--deepspeed", "--bf16"):  # DeepSpeed and bf16 need a GPU to be set up
             if flag in argv:
                 del argv[argv.index(flag): argv.index(flag) + 2]
-        parsed = parse_args(argv[1:])
+        parsed = parse_args(argv[1:], registered())
         methods.append(parsed.model.method)
         assert len(parsed.data.data_path.split(",")) == n_tasks
         if parsed.model.method.startswith("merge_"):
-            assert zero is None and parsed.baselines.merge_individual_dir.endswith("/individual")
+            assert zero is None and parsed.method.merge_individual_dir.endswith("/individual")
             continue
         m, t = parsed.model, parsed.training
         assert (m.lora_r, m.lora_alpha, m.mm_projector_lr, m.tune_mm_projector) == (128, 256, 2e-5, True)

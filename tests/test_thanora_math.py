@@ -175,7 +175,7 @@ def test_config_roundtrip_and_validation():
 # ---------------------------------------------------------------- spectrum of W C via the Gram matrix
 @pytest.mark.parametrize("shape", [(6, 9), (9, 6)])
 def test_gram_svd_matches_torch_svd(shape):
-    from llava_thanora.thanora.init import singular_values_and_top
+    from llava_thanora.thanora.blocks import singular_values_and_top
 
     matrix = torch.randn(*shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     s, u, v = singular_values_and_top(matrix, 6)

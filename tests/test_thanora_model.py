@@ -188,7 +188,7 @@ def test_frozen_adapter_with_penalty_raises(tasks):
         state.finish_step()
     # With lam = 0 the values are still recorded, without a graph.
     _, quiet = apply_thanora(make_base(), lora_config(), ThanoRAConfig(lam=0.0, preview_samples=4), tasks)
-    quiet.attach(peft_model)
+    quiet.attach(lora_layers(peft_model))
     quiet.start_step()
     peft_model(**batch)
     value = quiet.finish_step()
@@ -220,7 +220,7 @@ def test_saved_files_and_json_shape(trained):
     assert set(first) == {"entropy", "share", "rank", "slice"}
     assert first["slice"] == [state.r_coop, state.r_coop + first["rank"]]
     assert second["slice"] == [first["slice"][1], R]
-    assert (out / "rank_allocation.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "rank_allocation.png").exists()  # saving draws nothing; the training glue plots
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 2 * R
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llava_thanora.train.main import main
+from llava_thanora.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,11 +30,11 @@ def probe_batch(two_task_data, tiny_model):
     from transformers import AutoProcessor
 
     from llava_thanora.data.conversation import PromptFormat
-    from llava_thanora.data.dataset import Collator, DataConfig, LazySupervisedDataset
+    from llava_thanora.data.dataset import Collator, DataConfig, SupervisedDataset
 
     processor = AutoProcessor.from_pretrained(tiny_model)
     paths, images = two_task_data
-    ds = LazySupervisedDataset(DataConfig(paths.split(","), images), PromptFormat.from_processor(processor),
+    ds = SupervisedDataset(DataConfig(paths.split(","), images), PromptFormat.from_processor(processor),
                                processor.image_processor)
     idx = ds.task_indices()
     batch = Collator(processor.tokenizer.pad_token_id)([ds[i] for i in idx["color"][:2] + idx["count"][:2]])

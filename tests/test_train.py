@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llava_thanora.train.main import main
+from llava_thanora.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ KILLER = textwrap.dedent("""
         init(self, *a, **kw)
         self.add_callback(Kill())
     t.LlavaTrainer.__init__ = patched
-    from llava_thanora.train.main import main
+    from llava_thanora.cli import main
     main(sys.argv[1:])
 """)
 

@@ -21,6 +21,21 @@ IMAGE_TAG = "<image>"
 ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 
 
+def with_suffix(text: str, suffix: str) -> str:
+    """The prompt rule of training data and evaluation alike: the question text, then a newline and the task's
+    instruction suffix when it has one ("...\nAnswer the question using a single word or phrase.")."""
+    return f"{text}\n{suffix}" if suffix else text
+
+
+def without_suffix(text: str, suffix: str) -> str:
+    """Inverse of `with_suffix`; ValueError when `text` does not end with the suffix."""
+    if not suffix:
+        return text
+    if not text.endswith("\n" + suffix):
+        raise ValueError(f"the text does not end with the suffix {suffix!r}")
+    return text[: -len(suffix) - 1]
+
+
 class ConversationError(ValueError):
     """A conversation that cannot be turned into a training sequence (the caller adds file/line/id)."""
 

@@ -109,8 +109,9 @@ def load_source(path: str, cache_dir: str | None = None):
         raise _diagnose_unreadable(path, e) from e
 
 
-class LazySupervisedDataset(torch.utils.data.Dataset):
-    """Tokenized once (cached by `datasets`); images are opened when a sample is drawn."""
+class SupervisedDataset(torch.utils.data.Dataset):
+    """Every sample validated and tokenized up front, in one `datasets.map` pass (cached as Arrow); images are
+    decoded only when a sample is drawn."""
 
     def __init__(self, cfg: DataConfig, prompt_format: PromptFormat, image_processor):
         import datasets

@@ -1,4 +1,9 @@
-"""What a training method is: how it wraps the model, what it adds to the loss, how it saves and resumes.
+"""What a training method is: its flags, how it wraps the model, what it adds to the loss, how it saves and resumes.
+
+A method is one file plus one line in `registry.py`. Its flags are a typed dataclass (`llava_thanora.flags.
+documented`: a docstring per field) named in the class attribute `arguments`; `train.py` parses them with the
+other flags and hands the method its own instance (`Method(args)`), so `train.py --help` lists them and nothing
+reads them back by string. Flags of a method that is not selected are an error (they would have no effect).
 
 Every method saves into the same layout so that `eval.generate` and `scripts/merge_lora_weights.py` can load any
 of them from the files present (never from folder names):
@@ -18,8 +23,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..flags import FlagOwner
+from ..residual import PEFT_PREFIX
+
 NON_LORA_FILE = "non_lora_trainables.safetensors"
-PEFT_PREFIX = "base_model.model."
 
 
 @dataclass
@@ -27,9 +34,9 @@ class BuildContext:
     """What a method may use to build its trainable model."""
 
     model_args: Any
-    method_args: dict[str, Any]
-    """The parsed ThanoRA/MoE-LoRA argument dataclasses by name ("thanora", "moelora")."""
+    """`ModelArguments`: the base, the LoRA rank / alpha / dropout / targets shared by the LoRA family."""
     training_args: Any
+    """`TrainingArguments` (device, output_dir, seed, should_save)."""
     train_dataset: Any = None
     collator: Any = None
     target_modules: list[str] | None = None
@@ -37,11 +44,9 @@ class BuildContext:
     """A checkpoint to restore method state from instead of running data-driven initialization again."""
 
 
-class Method:
-    """Base class: subclasses implement `build`, and override the hooks they need."""
-
-    name = "base"
-    mergeable = True
+class Method(FlagOwner):
+    """Base class: subclasses implement `build` and `save`, and override the hooks they need. `self.args` is the
+    instance of `arguments` (the method's own flags), or None."""
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
         raise NotImplementedError
@@ -61,10 +66,6 @@ class Method:
     def load_trainable(self, model: nn.Module, checkpoint_dir: str) -> None:
         """Restore trained weights from a checkpoint (resuming without DeepSpeed)."""
         raise NotImplementedError
-
-    def method_state_files(self) -> list[str]:
-        """Files of this method beyond the common layout (copied into every checkpoint)."""
-        return []
 
 
 def split_trainable(trainable: dict[str, torch.Tensor], adapter_key: str = "lora_") -> tuple[dict, dict]:

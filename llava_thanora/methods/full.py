@@ -4,23 +4,13 @@ as `--model_name_or_path`."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 
+from ..distributed import gathered
+from ..flags import documented
 from ..model.builder import projector_parameters
 from .base import BuildContext, Method
-
-
-def _gather_all(model: nn.Module):
-    """Under ZeRO-3 the frozen weights are partitioned as well; a full checkpoint needs all of them."""
-    partitioned = [p for p in model.parameters() if hasattr(p, "ds_id")]
-    if not partitioned:
-        return nullcontext()
-    import deepspeed
-
-    return deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None)
 
 
 class ProjectorMethod(Method):
@@ -32,7 +22,7 @@ class ProjectorMethod(Method):
         return model
 
     def save(self, model, output_dir: str, trainable: dict[str, torch.Tensor]) -> None:
-        with _gather_all(model):
+        with gathered(model.parameters()):  # under ZeRO-3 the frozen weights are partitioned too
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         model.save_pretrained(output_dir, state_dict=state)
 
@@ -53,11 +43,18 @@ class ProjectorMethod(Method):
             raise KeyError(f"{checkpoint_dir}: no saved value for {sorted(wanted)[:3]}")
 
 
+@documented
+class FullArguments:
+    tune_vision_tower: bool = False
+    """Train the vision tower too (for a base whose tower is random, like the tiny demo base)."""
+
+
 class FullMethod(ProjectorMethod):
     name = "full"
+    arguments = FullArguments
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
-        train_vision = getattr(ctx.model_args, "tune_vision_tower", False)
+        train_vision = self.args.tune_vision_tower
         for name, p in model.named_parameters():
             p.requires_grad_(train_vision or "vision_tower" not in name)
         return model

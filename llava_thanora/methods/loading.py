@@ -14,6 +14,8 @@ import torch
 from ..model.builder import load_base
 from .base import load_non_lora
 
+INDIVIDUAL_MANIFEST = "individual.json"  # written by the `individual` recipe
+
 
 def _processor_source(model_path: str, model_base: str | None) -> str:
     return model_path if (Path(model_path) / "tokenizer_config.json").is_file() or model_base is None else model_base
@@ -35,14 +37,14 @@ def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dt
         return model.eval(), processor, "full"
     model, _ = load_base(model_base, dtype, attn_implementation)
     if (path / "moelora_config.json").is_file():
-        from .moelora import load_moelora
+        from ..moelora import load_moelora
 
         model, kind = load_moelora(model, model_path), "moelora"
     elif (path / "adapter_config.json").is_file():
         from peft import PeftModel
 
         model, kind = PeftModel.from_pretrained(model, model_path), "peft"
-    elif (path / "individual.json").is_file():
+    elif (path / INDIVIDUAL_MANIFEST).is_file():
         raise FileNotFoundError(f"{model_path} is a --method individual output: load one task's adapter, "
                                 f"{model_path}/<task> (listed in individual.json)")
     else:

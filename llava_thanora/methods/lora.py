@@ -15,7 +15,7 @@ from .base import BuildContext, Method, load_non_lora, save_non_lora, split_trai
 def lora_config(ctx: BuildContext, **overrides) -> LoraConfig:
     a = ctx.model_args
     kwargs = dict(r=a.lora_r, lora_alpha=a.lora_alpha, lora_dropout=a.lora_dropout,
-                  target_modules=ctx.target_modules, bias="none")
+                  target_modules=ctx.target_modules, bias="none", use_rslora=a.use_rslora)
     kwargs.update(overrides)
     return LoraConfig(**kwargs)
 

@@ -1,34 +1,46 @@
-"""`--method NAME` → a Method instance. Imports are lazy so that a method's dependencies load only when used."""
+"""`--method NAME` -> the Method class that trains it: one line per method.
+
+A method is one file (its class, with its flags as `arguments`) plus one line here. Multi-run drivers
+(`individual`, `merge_*`) are recipes, listed in `llava_thanora/recipes/registry.py`; `train.py` accepts both.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from .base import Method
 
 # name -> "module:Class" inside llava_thanora.methods
-_METHODS = {
+METHODS: Mapping[str, str] = MappingProxyType({
     "lora": "lora:LoRAMethod",
     "dora": "lora:DoRAMethod",
     "thanora": "thanora:ThanoRAMethod",
     "pissa": "peft_init:PiSSAMethod",
     "corda": "peft_init:CorDAMethod",
-    "moelora": "moelora_method:MoELoRAMethod",
-    "individual": "individual:IndividualMethod",
-    "merge_ta": "individual:MergeTAMethod",
-    "merge_ties": "individual:MergeTIESMethod",
-    "merge_dare": "individual:MergeDAREMethod",
+    "moelora": "moelora:MoELoRAMethod",
     "projector": "full:ProjectorMethod",
     "full": "full:FullMethod",
-}
+})
 
 
-def available_methods() -> list[str]:
-    return sorted(_METHODS)
+def resolve(table: Mapping[str, str], package: str) -> dict[str, type]:
+    """Import every "module:Class" of `table` from `package`; {name: class}."""
+    out = {}
+    for name, target in table.items():
+        module, cls = target.split(":")
+        out[name] = getattr(importlib.import_module(f"{package}.{module}"), cls)
+    return out
 
 
-def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        raise ValueError(f"unknown --method {name!r}; choose one of {', '.join(available_methods())}")
-    module, cls = _METHODS[name].split(":")
-    return getattr(importlib.import_module(f"llava_thanora.methods.{module}"), cls)()
+def method_classes() -> dict[str, type[Method]]:
+    """Every registered method class by name."""
+    return resolve(METHODS, "llava_thanora.methods")
+
+
+def get_method(name: str, args=None) -> Method:
+    """An instance of the method called `name` (with its flags `args`, default values when None)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown --method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    return resolve({name: METHODS[name]}, "llava_thanora.methods")[name](args)

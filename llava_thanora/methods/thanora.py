@@ -4,6 +4,9 @@ Order of work (METHOD.md): preview statistics from each task's own training samp
 → an ordinary peft LoRA whose base weights are the residual. During training the loss is
 `lm_loss + lambda * spr_penalty`, both logged. Resuming rebuilds the residual from the saved initial blocks
 instead of previewing again.
+
+The flags are ThanoRAConfig's own fields (`--thanora_<field>`, derived by `llava_thanora.flags.arguments_from`)
+plus the preview batch size, which only this glue uses.
 """
 
 from __future__ import annotations
@@ -13,64 +16,48 @@ import os
 import torch
 from torch import nn
 
-from ..thanora import ThanoRAConfig, apply_thanora, load_thanora, save_thanora
+from ..data.preview import task_previews
+from ..distributed import is_zero3, rank, world_size
+from ..flags import arguments_from, config_from, documented
+from ..thanora import ThanoRAConfig, apply_thanora, load_thanora, plot_rank_allocation, save_thanora
 from .base import BuildContext, Method, load_non_lora, save_non_lora, split_trainable
 from .lora import lora_config
 
-
-def thanora_config(args, seed: int) -> ThanoRAConfig:
-    """The `--thanora_*` flags as a ThanoRAConfig."""
-    return ThanoRAConfig(
-        tau=args.thanora_tau, lam=args.thanora_lambda, gamma=args.thanora_gamma, r_coop=args.thanora_r_coop,
-        r_min=args.thanora_r_min, preview_samples=args.thanora_preview_samples, penalty_side=args.thanora_penalty,
-        init=args.thanora_init, allocation=args.thanora_allocation, cov_budget_mb=args.thanora_cov_budget_mb,
-        seed=seed,
-    )
+PLOT_FILE = "rank_allocation.png"
 
 
-class TaskBatches:
-    """Re-iterable collated batches of one task's first `limit` training samples (this rank's share of them).
+@documented
+class _PreviewArguments:
+    thanora_preview_batch_size: int = 4
+    """Batch size of the preview forward passes."""
 
-    Re-iterable because covariances may be collected in several passes when they do not fit in memory at once.
-    Labels are dropped: the preview only needs the inputs each layer sees.
-    """
-
-    def __init__(self, dataset, indices: list[int], collator, batch_size: int):
-        self.dataset, self.indices, self.collator, self.batch_size = dataset, indices, collator, batch_size
-
-    def __iter__(self):
-        for start in range(0, len(self.indices), self.batch_size):
-            batch = self.collator([self.dataset[i] for i in self.indices[start: start + self.batch_size]])
-            batch.pop("labels", None)
-            yield batch
+    def __post_init__(self) -> None:
+        if self.thanora_preview_batch_size < 1:
+            raise ValueError(f"--thanora_preview_batch_size must be >= 1, got {self.thanora_preview_batch_size}")
 
 
-def preview_data(ctx: BuildContext, samples_per_task: int, batch_size: int) -> dict[str, TaskBatches]:
-    """Per task, its first N training samples in dataset order, split across ranks (covariances are summed)."""
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    out = {}
-    for task, indices in ctx.train_dataset.task_indices().items():
-        mine = indices[:samples_per_task][rank::world]
-        out[task] = TaskBatches(ctx.train_dataset, mine, ctx.collator, batch_size)
-    return out
+ThanoRAArguments = arguments_from(
+    ThanoRAConfig, "thanora_", "ThanoRAArguments", exclude=("seed",), base=_PreviewArguments,
+    doc="The --thanora_* flags: every ThanoRAConfig field (its seed is --seed) and the preview batch size.")
 
 
 class ThanoRAMethod(Method):
     name = "thanora"
+    arguments = ThanoRAArguments
 
-    def __init__(self):
+    def __init__(self, args=None):
+        super().__init__(args)
         self.state = None
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
-        args = ctx.method_args["thanora"]
         if ctx.resume_dir and os.path.isfile(os.path.join(ctx.resume_dir, "thanora.json")):
             peft_model, self.state = load_thanora(model, ctx.resume_dir)
             return peft_model
-        if not any(hasattr(p, "ds_id") for p in model.parameters()):
+        if not is_zero3(model):
             model.to(ctx.training_args.device)  # preview where training will run (the GPU), not on the host
-        batches = preview_data(ctx, args.thanora_preview_samples, args.thanora_preview_batch_size)
-        config = thanora_config(args, ctx.training_args.seed)
+        config = config_from(self.args, ThanoRAConfig, seed=ctx.training_args.seed)
+        batches = task_previews(ctx.train_dataset, ctx.collator, config.preview_samples,
+                                self.args.thanora_preview_batch_size, rank(), world_size())
         peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches)
         return peft_model
 
@@ -83,6 +70,7 @@ class ThanoRAMethod(Method):
     def save(self, model, output_dir: str, trainable: dict[str, torch.Tensor]) -> None:
         _, others = split_trainable(trainable)
         save_thanora(output_dir, model, self.state, state_dict=trainable)
+        plot_rank_allocation(self.state, os.path.join(output_dir, PLOT_FILE))
         save_non_lora(output_dir, others)
 
     def load_trainable(self, model, checkpoint_dir: str) -> None:

@@ -7,11 +7,13 @@ methods add trainable adapters, and the projector is trainable on request.
 from __future__ import annotations
 
 import importlib.util
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
 PROJECTOR_KEY = "multi_modal_projector"
+DTYPES = MappingProxyType({"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16})
 _EXCLUDED = ("vision_tower", PROJECTOR_KEY, "lm_head")
 
 
@@ -26,7 +28,7 @@ def resolve_dtype(name: str, bf16: bool = False, fp16: bool = False) -> torch.dt
     if name == "auto":
         return torch.bfloat16 if bf16 else torch.float16 if fp16 else torch.float32
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+        return DTYPES[name]
     except KeyError:
         raise ValueError(f"--torch_dtype must be auto, float32, bfloat16 or float16, got {name!r}") from None
 

@@ -15,10 +15,12 @@ import itertools
 import json
 import random
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from ..flags import documented
 
 # The same shape as llava-1.5-hf's template ("USER: <image>\n... ASSISTANT:"), written for this project. Images come
 # first in a turn, then text; the assistant prompt ends with "ASSISTANT:". A system message, if any, is a preamble.
@@ -51,7 +53,7 @@ user assistant system chat human gpt helpful please using only
 """.split()
 
 
-@dataclass
+@documented
 class TinyConfig:
     """Sizes of the tiny LLaVA. Every field is a command-line flag."""
 

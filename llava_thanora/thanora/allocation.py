@@ -1,17 +1,61 @@
-"""Rank shares and per-task ranks of one layer (METHOD.md steps 4 and 5)."""
+"""From a layer's task spectra to its task ranks (METHOD.md steps 3, 4 and 5), in the order they happen:
+
+    normalized_entropy(s_t)        heterogeneity score H_t of each task's spectrum
+    rank_shares(H, tau)            softmax(H_t / tau) over the tasks
+    allocate_ranks(H, r, ...)      largest-remainder ranks that sum to r - r_coop, each >= r_min
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import torch
+
+
+def normalized_entropy(singular_values: torch.Tensor, squared: bool = False) -> float:
+    """Normalized Shannon entropy `H = -(sum_i p_i log p_i) / log k` of a spectrum, in [0, 1].
+
+    `p_i = s_i / sum_j s_j` (or `s_i^2 / sum_j s_j^2` when `squared`), with `0 * log 0 = 0`, over all
+    k given values (zeros included in k: a rank-deficient matrix has a less spread spectrum).
+    A flat spectrum gives 1, a single nonzero value gives 0.
+
+    Degenerate cases, documented choices:
+      * k == 1: there is no spread to measure and `log k = 0`; we return 0.0. Every task of a layer
+        has the same k, so this never biases an allocation (all tasks tie).
+      * all values zero (the layer never sees a nonzero input): no direction carries information; 0.0.
+    Negative or non-finite values raise ValueError (singular values are >= 0).
+    """
+    s = singular_values.detach().flatten().to(torch.float64)
+    if s.numel() == 0:
+        raise ValueError("normalized_entropy needs at least one singular value")
+    if not torch.isfinite(s).all():
+        raise ValueError("normalized_entropy got non-finite singular values")
+    if (s < 0).any():
+        raise ValueError(f"normalized_entropy got negative singular values (min {s.min().item():.3g})")
+    k = s.numel()
+    if squared:
+        s = s * s
+    total = s.sum()
+    if k == 1 or total <= 0:
+        return 0.0
+    p = s / total
+    # xlogy defines 0 * log 0 = 0.
+    entropy = -torch.special.xlogy(p, p).sum().item()
+    return min(max(entropy / math.log(k), 0.0), 1.0)
+
+
+def check_tau(tau: float) -> None:
+    """The one check of the softmax temperature (ThanoRAConfig and rank_shares both use it)."""
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0 (inf allowed), got {tau}")
+
 
 def rank_shares(entropies: Sequence[float], tau: float) -> list[float]:
     """`softmax(H / tau)` over tasks; `tau = inf` gives exactly uniform shares."""
     if len(entropies) == 0:
         raise ValueError("rank_shares needs at least one task entropy")
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0 (inf allowed), got {tau}")
+    check_tau(tau)
     if any(not math.isfinite(h) for h in entropies):
         raise ValueError(f"entropies must be finite, got {list(entropies)}")
     if math.isinf(tau):

@@ -1,9 +1,16 @@
-"""ThanoRA hyper-parameters (every knob of docs METHOD.md, including the "(ours)" choices)."""
+"""ThanoRA hyper-parameters (every knob of docs METHOD.md, including the "(ours)" choices).
+
+Each field is also a `train.py` flag, `--thanora_<field>` (`metadata["flag"]` renames the two whose flag reads
+better: `--thanora_lambda`, `--thanora_penalty`); `llava_thanora.flags.arguments_from` derives them, so the
+defaults and docstrings below are the only copy.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
+
+from .allocation import check_tau
 
 PenaltySide = Literal["A", "B", "AB"]
 InitMode = Literal["context", "activation", "random"]
@@ -16,7 +23,7 @@ class ThanoRAConfig:
 
     tau: float = 0.1
     """Softmax temperature of the rank shares `softmax(H_t / tau)`; `float('inf')` gives uniform shares."""
-    lam: float = 0.1
+    lam: float = field(default=0.1, metadata={"flag": "lambda"})
     """Weight lambda of the subspace-preserving penalty in `L = L_lm + lam * L_spr`; 0 disables its gradient."""
     gamma: float = 1.0
     """Magnitude factor of the context init: `s * B_t A_t = gamma * U_k S_k Vhat_k^T`."""
@@ -26,7 +33,7 @@ class ThanoRAConfig:
     """Smallest rank any task block may get."""
     preview_samples: int = 500
     """Per-task cap on the number of samples (batch rows) forwarded in the instruction preview."""
-    penalty_side: PenaltySide = "AB"
+    penalty_side: PenaltySide = field(default="AB", metadata={"flag": "penalty"})
     """Which factor the penalty acts on: rows of A, columns of B, or both."""
     init: InitMode = "activation"
     """Block init: `context` (SVD of W C_t, residual base), `activation` (A_t = top eigenvectors of C_t,
@@ -47,8 +54,7 @@ class ThanoRAConfig:
     """Seed of the Kaiming init of the cooperative (and random-mode) blocks; identical on all ranks."""
 
     def __post_init__(self) -> None:
-        if not self.tau > 0:
-            raise ValueError(f"ThanoRAConfig.tau must be > 0 (inf allowed), got {self.tau}")
+        check_tau(self.tau)
         if self.lam < 0:
             raise ValueError(f"ThanoRAConfig.lam must be >= 0, got {self.lam}")
         if self.gamma <= 0:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from .distributed import all_reduce_sum_, broadcast_object
+from ..distributed import all_reduce_sum_, broadcast_object
 
 Batch = dict
 ForwardFn = Callable[[nn.Module, Batch], object]

@@ -3,19 +3,17 @@
 Layout of an output directory:
   adapter_config.json, adapter_model.safetensors   portable adapter: loads with plain
         `PeftModel.from_pretrained(original_base, dir)`. In context mode it is the rank-2r LoRA
-        `[B, -B0] [A; A0]` (alpha doubled so the scaling is unchanged), i.e. `s (B A - B0 A0)`.
+        `[B, -B0] [A; A0]` with the same scaling (llava_thanora.residual), i.e. `s (B A - B0 A0)`.
   thanora_residual/{adapter_config.json, adapter_model.safetensors}   the trained adapter in its own
         (residual-base) form, for resuming; plain peft loads it onto the residual base.
   thanora_init.safetensors   initial blocks `<module>.A0`, `<module>.B0` (rebuild the residual).
   thanora.json               allocation and penalties (`ThanoRAState.to_json_dict`).
-  rank_allocation.png        rank share per task per layer.
+The allocation figure (plot.py) is drawn by the caller: saving needs no plotting library.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import os
 
 import torch
@@ -23,52 +21,27 @@ from peft import LoraConfig, PeftModel, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .distributed import rank
-from .model import lora_layers, subtract_init
-from .plot import plot_rank_allocation
+from ..distributed import rank
+from ..residual import lora_key, lora_layers, lora_scaling, portable_config, subtract_initial, to_portable, write_adapter
 from .state import ThanoRAState
 
 RESIDUAL_DIR = "thanora_residual"
 INIT_FILE = "thanora_init.safetensors"
 STATE_FILE = "thanora.json"
-PLOT_FILE = "rank_allocation.png"
-WEIGHTS_FILE = "adapter_model.safetensors"
-_PREFIX = "base_model.model."
-
-
-def _lora_key(module: str, factor: str) -> str:
-    return f"{_PREFIX}{module}.lora_{factor}.weight"
 
 
 def portable_state_dict(lora_sd: dict[str, torch.Tensor], state: ThanoRAState) -> dict[str, torch.Tensor]:
-    """`[B, -B0] [A; A0]` per module (context mode); other entries (modules_to_save) unchanged."""
-    out = dict(lora_sd)
+    """`[B, -B0] [A; A0]` per module (context mode), from the trained residual-form adapter tensors."""
+    initial = {}
     for name, (a0, b0) in state.init_blocks.items():
-        a, b = lora_sd[_lora_key(name, "A")], lora_sd[_lora_key(name, "B")]
-        out[_lora_key(name, "A")] = torch.cat([a, a0.to(a)], dim=0).contiguous()
-        out[_lora_key(name, "B")] = torch.cat([b, -b0.to(b)], dim=1).contiguous()
-    return out
-
-
-def portable_lora_config(config: LoraConfig) -> LoraConfig:
-    """Rank 2r with alpha scaled so that the LoRA scaling alpha/r (or alpha/sqrt(r)) is unchanged."""
-    portable = copy.deepcopy(config)
-    portable.r = 2 * config.r
-    portable.lora_alpha = config.lora_alpha * (math.sqrt(2) if config.use_rslora else 2)
-    return portable
-
-
-def _write_adapter(directory: str, config: LoraConfig, tensors: dict[str, torch.Tensor]) -> None:
-    os.makedirs(directory, exist_ok=True)
-    config.save_pretrained(directory)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-              os.path.join(directory, WEIGHTS_FILE), metadata={"format": "pt"})
+        initial[lora_key(name, "A")], initial[lora_key(name, "B")] = a0, b0
+    return to_portable(lora_sd, initial)
 
 
 def save_thanora(
     output_dir: str, peft_model: PeftModel, state: ThanoRAState, state_dict: dict[str, torch.Tensor] | None = None
 ) -> None:
-    """Write the portable adapter, the resume files, thanora.json and rank_allocation.png.
+    """Write the portable adapter, the resume files and thanora.json.
 
     `state_dict`: the model's full state dict when the LoRA parameters are not materialized on this
     process (DeepSpeed ZeRO-3: pass the consolidated state dict, keys as in `peft_model.state_dict()`).
@@ -83,18 +56,17 @@ def save_thanora(
     lora_sd = get_peft_model_state_dict(peft_model, state_dict=state_dict, adapter_name=state.adapter_name)
     lora_config = peft_model.peft_config[state.adapter_name]
     os.makedirs(output_dir, exist_ok=True)
-    _write_adapter(os.path.join(output_dir, RESIDUAL_DIR), lora_config, lora_sd)
+    write_adapter(os.path.join(output_dir, RESIDUAL_DIR), lora_config, lora_sd)
     if state.config.init == "context":
-        _write_adapter(output_dir, portable_lora_config(lora_config), portable_state_dict(lora_sd, state))
+        write_adapter(output_dir, portable_config(lora_config), portable_state_dict(lora_sd, state))
     else:  # the base weights were not changed: the trained adapter is already portable
-        _write_adapter(output_dir, lora_config, lora_sd)
+        write_adapter(output_dir, lora_config, lora_sd)
     init = {}
     for name, (a0, b0) in state.init_blocks.items():
         init[f"{name}.A0"], init[f"{name}.B0"] = a0.contiguous(), b0.contiguous()
     save_file(init, os.path.join(output_dir, INIT_FILE), metadata={"format": "pt"})
     with open(os.path.join(output_dir, STATE_FILE), "w") as handle:
         json.dump(state.to_json_dict(), handle, indent=1)
-    plot_rank_allocation(state, os.path.join(output_dir, PLOT_FILE))
 
 
 def load_thanora(
@@ -120,11 +92,11 @@ def load_thanora(
     residual_dir = os.path.join(directory, RESIDUAL_DIR)
     lora_config = LoraConfig.from_pretrained(residual_dir)
     if state.config.init == "context":
-        scaling = lora_config.lora_alpha / (math.sqrt(lora_config.r) if lora_config.use_rslora else lora_config.r)
         for name, (a0, b0) in state.init_blocks.items():
-            subtract_init(base_model.get_submodule(name).weight, a0, b0, scaling)
+            subtract_initial(base_model.get_submodule(name).weight, a0, b0, lora_scaling(lora_config))
     peft_model = PeftModel.from_pretrained(base_model, residual_dir, adapter_name=adapter_name, is_trainable=is_trainable)
-    if set(lora_layers(peft_model, adapter_name)) != set(state.modules):
+    layers = lora_layers(peft_model, adapter_name)
+    if set(layers) != set(state.modules):
         raise ValueError(f"{residual_dir}: adapted modules differ from those in {state_path}")
-    state.attach(peft_model)
+    state.attach(layers)
     return peft_model, state

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .distributed import is_partitioned
+from ..distributed import is_partitioned
 
 
 def cross_task_mask(ranks: Sequence[int], device: torch.device | None = None) -> torch.Tensor:

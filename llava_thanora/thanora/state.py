@@ -55,13 +55,11 @@ class ThanoRAState:
     collector: PenaltyCollector | None = field(default=None, repr=False)
     """Training-time penalty collector; set by `attach`."""
 
-    def attach(self, peft_model: nn.Module) -> None:
-        """Install the penalty hooks on the LoRA layers of `peft_model` (replacing earlier ones)."""
-        from .model import lora_layers  # local import: model.py builds states, state.py stays below it
-
+    def attach(self, layers: dict[str, nn.Module]) -> None:
+        """Install the penalty hooks on `layers` (the model's LoRA layers by base-model name, as
+        `llava_thanora.residual.lora_layers` lists them), replacing earlier ones."""
         if self.collector is not None:
             self.collector.remove()
-        layers = lora_layers(peft_model, self.adapter_name)
         missing = set(self.modules) - set(layers)
         if missing:
             raise ValueError(f"model has no LoRA layer for ThanoRA modules {sorted(missing)[:5]}")

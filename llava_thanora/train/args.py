@@ -1,104 +1,83 @@
-"""Command-line arguments, LLaVA-style: model / data / method dataclasses plus HF `TrainingArguments`.
+"""Command-line arguments, LLaVA-style: model / data dataclasses, every method's own flags, HF `TrainingArguments`.
 
 Every field is a flag (`--lora_r 128`), parsed by `transformers.HfArgumentParser`; every standard
-`TrainingArguments` flag works as well.
+`TrainingArguments` flag works as well. The methods' flag classes come from the caller (each method and recipe
+declares its own, see `llava_thanora/methods/base.py`), so this file never changes when a method is added.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import transformers
 
+from ..flags import documented
 
-@dataclass
+
+@documented
 class ModelArguments:
-    model_name_or_path: str = field(metadata={"help": "A llava-hf checkpoint (e.g. llava-hf/llava-1.5-7b-hf) or a local dir."})
-    method: str = field(
-        default="lora",
-        metadata={"help": "What to train: lora, dora, pissa, corda, thanora, moelora (one adapter on the mixture); "
-                          "individual (one LoRA per task); merge_ta, merge_ties, merge_dare (merge an individual run, "
-                          "no training); projector, full (LLaVA pre-training stages 1 and 2)."},
-    )
-    lora_r: int = field(default=128, metadata={"help": "LoRA rank (total rank per adapted layer; ThanoRA splits it into subspaces)."})
-    lora_alpha: float = field(default=256, metadata={"help": "LoRA alpha; the update is scaled by alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str | None = field(
-        default=None,
-        metadata={"help": "Comma-separated module-name suffixes to adapt (default: every nn.Linear of the language "
-                          "model; never the vision tower, projector or lm_head)."},
-    )
-    tune_mm_projector: bool = field(default=False, metadata={"help": "Also train the multimodal projector."})
-    tune_vision_tower: bool = field(default=False, metadata={"help": "--method full only: train the vision tower too (for a base whose tower is random, like the tiny demo base)."})
-    mm_projector_lr: float | None = field(default=None, metadata={"help": "Learning rate of the projector (default: --learning_rate)."})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "flash_attention_2, sdpa or eager (default: flash_attention_2 when CUDA and flash-attn are present, else sdpa)."}
-    )
-    torch_dtype: str = field(default="auto", metadata={"help": "Weights dtype: auto (bf16/fp16 from the training flags, else fp32), float32, bfloat16, float16."})
+    model_name_or_path: str
+    """A llava-hf checkpoint (e.g. llava-hf/llava-1.5-7b-hf) or a local dir."""
+    method: str = "lora"
+    """What to train (`--help` lists every registered method and recipe)."""
+    lora_r: int = 128
+    """LoRA rank (total rank per adapted layer; ThanoRA splits it into subspaces)."""
+    lora_alpha: float = 256
+    """LoRA alpha; the update is scaled by alpha / r (alpha / sqrt(r) with --use_rslora)."""
+    lora_dropout: float = 0.05
+    """Dropout on the LoRA input."""
+    use_rslora: bool = False
+    """Rank-stabilized LoRA (peft's use_rslora): scale the update by alpha / sqrt(r) instead of alpha / r."""
+    lora_target_modules: str | None = None
+    """Comma-separated module-name suffixes to adapt (default: every nn.Linear of the language model; never the
+    vision tower, projector or lm_head)."""
+    tune_mm_projector: bool = False
+    """Also train the multimodal projector."""
+    mm_projector_lr: float | None = None
+    """Learning rate of the projector (default: --learning_rate)."""
+    attn_implementation: str | None = None
+    """flash_attention_2, sdpa or eager (default: flash_attention_2 when CUDA and flash-attn are present, else
+    sdpa)."""
+    torch_dtype: str = "auto"
+    """Weights dtype: auto (bf16/fp16 from the training flags, else fp32), float32, bfloat16, float16."""
 
 
-@dataclass
+@documented
 class DataArguments:
-    data_path: str = field(metadata={"help": "LLaVA JSON/JSONL file(s), comma-separated for a multi-task mixture; the task is the sample's 'task' field or the file stem."})
-    image_folder: str | None = field(default=None, metadata={"help": "Root that 'image' paths are relative to."})
-    image_aspect_ratio: str = field(default="pad", metadata={"help": "pad (LLaVA-1.5: pad to square in the mean colour) or original."})
-    skip_bad_samples: bool = field(default=False, metadata={"help": "Drop and count bad samples instead of stopping with an error."})
-    data_num_proc: int | None = field(default=None, metadata={"help": "Processes for the one-off tokenization/validation pass."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples of each data file (quick runs)."})
-
-
-@dataclass
-class ThanoRAArguments:
-    thanora_tau: float = field(default=0.1, metadata={"help": "Softmax temperature of the rank shares; larger is more uniform."})
-    thanora_lambda: float = field(default=0.1, metadata={"help": "Weight of the subspace-preserving penalty (0 disables it)."})
-    thanora_gamma: float = field(default=1.0, metadata={"help": "Magnitude factor of the context-oriented task blocks."})
-    thanora_r_coop: int = field(default=-1, metadata={"help": "Rank of the shared cooperative block (-1: floor(r/(T+1)))."})
-    thanora_r_min: int = field(default=1, metadata={"help": "Minimum rank of each task block."})
-    thanora_preview_samples: int = field(default=500, metadata={"help": "Per-task samples for the initialization statistics."})
-    thanora_penalty: str = field(default="AB", metadata={"help": "Penalty side: A, B or AB."})
-    thanora_init: str = field(default="activation", metadata={"help": "Task block init: activation (default, chosen on minimix validation: BENCHMARKS.md), context or random."})
-    thanora_allocation: str = field(default="entropy", metadata={"help": "Rank allocation: entropy or uniform."})
-    thanora_cov_budget_mb: float = field(default=4096, metadata={"help": "Memory budget for covariance statistics; layers are processed in groups to stay under it."})
-    thanora_preview_batch_size: int = field(default=4, metadata={"help": "Batch size of the preview forward passes."})
-
-
-@dataclass
-class MoELoRAArguments:
-    moelora_num_experts: int = field(default=4, metadata={"help": "B heads per layer (HydraLoRA-style, shared A)."})
-    moelora_balance_coef: float = field(default=0.01, metadata={"help": "Weight of the router load-balancing loss."})
-    moelora_r: int = field(default=0, metadata={"help": "Rank of the shared A and of each B head; 0: the rank whose trainable parameter count is closest to a --lora_r LoRA on the same layers (same budget)."})
-
-
-@dataclass
-class BaselineArguments:
-    """Flags of the PiSSA / CorDA initializations and of the merge_* methods."""
-
-    pissa_niter: int = field(default=0, metadata={"help": "--method pissa: 0 = exact SVD of every adapted weight; K > 0 = peft's randomized SVD with K subspace iterations (pissa_niter_K, much faster on large models)."})
-    corda_method: str = field(default="ipm", metadata={"help": "--method corda: ipm (instruction-previewed: the top context-oriented components) or kpm (knowledge-preserved: the bottom ones). The preview uses the first --thanora_preview_samples training samples of each task, as ThanoRA does."})
-    merge_individual_dir: str | None = field(default=None, metadata={"help": "--method merge_*: the --output_dir of a --method individual run (holds individual.json)."})
-    merge_weights: str | None = field(default=None, metadata={"help": "--method merge_*: comma-separated weight per task, in individual.json order (default 1 each: a plain sum)."})
-    merge_density: float = field(default=0.5, metadata={"help": "--method merge_ties / merge_dare: fraction of each task vector kept (TIES: largest magnitudes; DARE: random)."})
-    merge_svd_rank: int | None = field(default=None, metadata={"help": "--method merge_ties / merge_dare: rank of the merged adapter (default: sum of the task ranks)."})
+    data_path: str
+    """LLaVA JSON/JSONL file(s), comma-separated for a multi-task mixture; the task is the sample's 'task' field or
+    the file stem."""
+    image_folder: str | None = None
+    """Root that 'image' paths are relative to."""
+    image_aspect_ratio: str = "pad"
+    """pad (LLaVA-1.5: pad to square in the mean colour) or original."""
+    skip_bad_samples: bool = False
+    """Drop and count bad samples instead of stopping with an error."""
+    data_num_proc: int | None = None
+    """Processes for the one-off tokenization/validation pass."""
+    max_train_samples: int | None = None
+    """Use only the first N samples of each data file (quick runs)."""
 
 
 @dataclass
 class TrainingArguments(transformers.TrainingArguments):
     model_max_length: int = field(default=2048, metadata={"help": "Longest sample (image tokens included); longer samples are errors."})
     cpu_distributed_fixes: bool = field(default=True, metadata={"help": "Apply the DeepSpeed-on-CPU (gloo) fixes when no GPU is present."})
+    accelerate_state_configured: bool = field(default=False, metadata={"help": argparse.SUPPRESS})
     # Defaults differ from HF's where LLaVA users expect otherwise.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep all collated fields."})
 
     def __post_init__(self):
-        # When `apply_cpu_fixes` configured a gloo state, accelerate must use it rather than build its own
-        # (which would report world size 1 under a CPU DeepSpeed launch).
-        from accelerate.state import PartialState
-
-        if self.cpu_distributed_fixes and PartialState._shared_state:
+        if self.accelerate_state_configured:
+            # `prepare_cpu_launch` created a gloo PartialState: accelerate must use it rather than build its own
+            # (which would report world size 1 under a CPU DeepSpeed launch). Set by `parse_args`, not by users.
             config = self.accelerator_config or {}
             if isinstance(config, str):
-                import json
-
                 with open(config) as f:
                     config = json.load(f)
             self.accelerator_config = {**dict(config), "use_configured_state": True}
@@ -108,26 +87,57 @@ class TrainingArguments(transformers.TrainingArguments):
         super().__post_init__()
 
 
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, ThanoRAArguments, MoELoRAArguments, BaselineArguments,
-                    TrainingArguments)
-
-
 class ParsedArgs(NamedTuple):
-    """Every flag, one dataclass per group (in `ARGUMENT_CLASSES` order)."""
+    """Every flag: the shared groups, and the selected method's own flags object."""
 
     model: ModelArguments
     data: DataArguments
-    thanora: ThanoRAArguments
-    moelora: MoELoRAArguments
-    baselines: BaselineArguments
     training: TrainingArguments
-
-    def method_args(self) -> dict:
-        """The method-specific groups by name, as `BuildContext.method_args` holds them."""
-        return {"thanora": self.thanora, "moelora": self.moelora, "baselines": self.baselines}
+    method: Any
+    """The selected method's (or recipe's) `arguments` instance; None when it has no flags."""
 
 
-def parse_args(argv: list[str] | None = None) -> ParsedArgs:
-    """Parse the command line into the argument groups."""
-    parser = transformers.HfArgumentParser(ARGUMENT_CLASSES)
-    return ParsedArgs(*parser.parse_args_into_dataclasses(args=argv))
+def _flags_of(arguments: type) -> set[str]:
+    """The option strings HfArgumentParser makes for a dataclass (bool fields defaulting to True also get --no_X)."""
+    out = set()
+    for f in dataclasses.fields(arguments):
+        out.add(f"--{f.name}")
+        if f.default is True:
+            out.add(f"--no_{f.name}")
+    return out
+
+
+def _given(argv: Sequence[str]) -> set[str]:
+    """The flags on the command line, spelled with underscores (HfArgumentParser also accepts --dash-names)."""
+    return {"--" + a[2:].split("=", 1)[0].replace("-", "_") for a in argv if a.startswith("--")}
+
+
+def parse_args(argv: Sequence[str], methods: Mapping[str, type], launch: Any = None) -> ParsedArgs:
+    """Parse the command line; `methods` maps each `--method` name to its class (with its `arguments`).
+
+    Errors: an unknown method, and flags that belong to another method than the selected one (they would have no
+    effect). `launch` is `prepare_cpu_launch`'s result: when it configured a process state, the TrainingArguments
+    are told to use it.
+    """
+    owned = list(dict.fromkeys(c.arguments for c in methods.values() if c.arguments is not None))
+    parser = transformers.HfArgumentParser([ModelArguments, DataArguments, TrainingArguments, *owned])
+    for action in parser._actions:
+        if action.dest == "method":
+            action.help = f"What to train: {', '.join(sorted(methods))} (default: lora)."
+    if launch is not None:
+        parser.set_defaults(accelerate_state_configured=True)
+    model, data, training, *groups = parser.parse_args_into_dataclasses(args=list(argv))
+    if model.method not in methods:
+        raise ValueError(f"unknown --method {model.method!r}; choose one of {', '.join(sorted(methods))}")
+    selected = methods[model.method].arguments
+    given = _given(argv)
+    for arguments in owned:
+        if arguments is selected:
+            continue
+        stray = sorted(given & _flags_of(arguments))
+        if stray:
+            owners = sorted(name for name, c in methods.items() if c.arguments is arguments)
+            raise ValueError(f"{', '.join(stray)}: a flag of --method {'/'.join(owners)}, which has no effect with "
+                             f"--method {model.method}; remove it")
+    chosen = next((g for g in groups if type(g) is selected), None)
+    return ParsedArgs(model, data, training, chosen)

@@ -1,50 +1,56 @@
-"""`train.py`: parse flags, load the base, build the data, wrap the model with the method, train, save.
+"""One training run: load the base, build the data, wrap the model with the method, train, save.
 
-`load_model`, `load_data` and `train_one` are the steps; `--method individual` reuses them once per task.
+`load_model`, `load_data` and `train_one` are the steps; `run` chains them for one method. Recipes that train
+several times (`llava_thanora/recipes/`) call the same steps. The command line itself is `llava_thanora.cli`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 
-from .distributed import apply_cpu_fixes
+from ..distributed import full_numel, held_numel, is_partitioned
 
 logger = logging.getLogger("llava_thanora")
 
 
-def resolve_resume(value: str | None, output_dir: str) -> str | None:
-    """The checkpoint to resume from: None, the newest `checkpoint-*` of `output_dir` ("true"), or the given folder."""
+def parse_resume(value: str | None) -> bool | str | None:
+    """`--resume_from_checkpoint`: None (absent, "false", "none"), True ("true": the newest `checkpoint-*` of the
+    output dir) or the checkpoint folder given."""
     if value is None or value.lower() in ("", "false", "none"):
         return None
-    if value.lower() == "true":
+    return True if value.lower() == "true" else value
+
+
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    """The checkpoint folder to resume from, or None; errors when the one asked for does not exist."""
+    wanted = parse_resume(value)
+    if wanted is True:
         from transformers.trainer_utils import get_last_checkpoint
 
         found = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
         if found is None:
             raise FileNotFoundError(f"--resume_from_checkpoint true: no checkpoint-* folder in {output_dir}")
         return found
-    if not os.path.isdir(value):
-        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
-    return value
+    if wanted is not None and not os.path.isdir(wanted):
+        raise FileNotFoundError(f"--resume_from_checkpoint {wanted}: no such checkpoint folder")
+    return wanted
 
 
 def _log_parameters(model, method_name: str) -> None:
     """Trainable count, and under ZeRO-3 how much of the model this rank really holds (proof of partitioning)."""
-    full = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731 - ZeRO-3 params report their full size here
-    n_train = sum(full(p) for p in model.parameters() if p.requires_grad)
+    n_train = sum(full_numel(p) for p in model.parameters() if p.requires_grad)
     logger.info(f"method {method_name}: {n_train:,} trainable parameters")
-    sharded = [p for p in model.parameters() if hasattr(p, "ds_tensor")]
+    sharded = [p for p in model.parameters() if is_partitioned(p)]
     if sharded:
-        held, total = sum(p.ds_tensor.numel() for p in sharded), sum(p.ds_numel for p in sharded)
+        held, total = sum(held_numel(p) for p in sharded), sum(full_numel(p) for p in sharded)
         logger.warning(f"ZeRO-3 partitioning: this rank holds {held:,} of {total:,} base-model elements")
 
 
 def load_data(parsed, processor):
     """(dataset, collator) of `--data_path`, tokenized once (the main process first, the others read its cache)."""
     from ..data.conversation import PromptFormat
-    from ..data.dataset import Collator, DataConfig, LazySupervisedDataset
+    from ..data.dataset import Collator, DataConfig, SupervisedDataset
 
     data_args, args = parsed.data, parsed.training
     data_cfg = DataConfig(
@@ -54,7 +60,7 @@ def load_data(parsed, processor):
         max_samples=data_args.max_train_samples,
     )
     with args.main_process_first(desc="tokenizing the training data"):
-        dataset = LazySupervisedDataset(data_cfg, PromptFormat.from_processor(processor), processor.image_processor)
+        dataset = SupervisedDataset(data_cfg, PromptFormat.from_processor(processor), processor.image_processor)
     logger.info(f"data: {len(dataset)} samples, tasks {dataset.tasks}, {dataset.skipped.count} skipped")
     return dataset, Collator(processor.tokenizer.pad_token_id)
 
@@ -74,8 +80,7 @@ def train_one(method, model, processor, dataset, collator, parsed, resume: str |
     from .trainer import LlavaTrainer
 
     model_args, args = parsed.model, parsed.training
-    ctx = BuildContext(model_args=model_args, method_args=parsed.method_args(), training_args=args,
-                       train_dataset=dataset, collator=collator,
+    ctx = BuildContext(model_args=model_args, training_args=args, train_dataset=dataset, collator=collator,
                        target_modules=lora_target_names(model, model_args.lora_target_modules), resume_dir=resume)
     model = method.build(model, ctx)
     if model_args.tune_mm_projector:
@@ -97,24 +102,12 @@ def train_one(method, model, processor, dataset, collator, parsed, resume: str |
     return trainer
 
 
-def main(argv: list[str] | None = None):
-    # Must run before the TrainingArguments exist: they set up the distributed state on creation.
-    apply_cpu_fixes(sys.argv[1:] if argv is None else argv)
-
+def run(method, parsed):
+    """The whole single-method run behind `train.py --method NAME`; returns the Trainer."""
     from transformers import set_seed
 
-    from ..methods.registry import get_method
-    from .args import parse_args
-
-    parsed = parse_args(argv)
-    args = parsed.training
-    logging.basicConfig(level=logging.INFO if args.should_log else logging.WARNING, format="%(message)s")
-    method = get_method(parsed.model.method)  # fail on a typo before loading anything
-    if hasattr(method, "run"):
-        # `individual` (one training run per task) and `merge_*` (no training) drive the whole run themselves.
-        return method.run(parsed)
-    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    set_seed(args.seed)
+    resume = resolve_resume(parsed.training.resume_from_checkpoint, parsed.training.output_dir)
+    set_seed(parsed.training.seed)
     model, processor = load_model(parsed)
     dataset, collator = load_data(parsed, processor)
     return train_one(method, model, processor, dataset, collator, parsed, resume)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from contextlib import nullcontext
 
 import torch
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
+from ..distributed import all_reduce_max_, gathered, is_zero3
 from ..methods.base import Method
 from ..model.builder import PROJECTOR_KEY
 
@@ -31,14 +31,7 @@ def gather_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every trainable tensor, full-size and on CPU. Under ZeRO-3 each rank holds a slice (shape [0] outside
     forward), so the slices are gathered first; all ranks must call this together."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    partitioned = [p for _, p in named if hasattr(p, "ds_id")]
-    if partitioned:
-        import deepspeed
-
-        gather = deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None)
-    else:
-        gather = nullcontext()
-    with gather:
+    with gathered([p for _, p in named]):
         return {n: p.detach().to("cpu", copy=True) for n, p in named}
 
 
@@ -49,7 +42,7 @@ class LlavaTrainer(Trainer):
         self.mm_projector_lr = mm_projector_lr
         # Detached tensors, converted to floats only when logged: an .item() per step would sync the GPU each time.
         self._pending_logs: dict[str, list[torch.Tensor]] = defaultdict(list)
-        self._zero3 = any(hasattr(p, "ds_id") for p in self.model.parameters())
+        self._zero3 = is_zero3(self.model)
         if self._zero3:
             self.model.get_input_embeddings().register_forward_hook(self._run_vision_on_blank)
 
@@ -113,9 +106,7 @@ class LlavaTrainer(Trainer):
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)  # stop every rank, not just one
-        if bad.item():
+        if all_reduce_max_(bad).item():  # stop every rank, not just one
             raise NonFiniteLossError(
                 f"non-finite loss ({loss.item()}) at step {self.state.global_step} (epoch {self.state.epoch}); "
                 "stopping instead of training on. Try a lower --learning_rate, bf16 instead of fp16, or check the "

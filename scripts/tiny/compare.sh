@@ -21,14 +21,15 @@ export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 # name -> extra train.py flags. Every row has the same total rank, schedule and data.
 # The ThanoRA rows pin their init mode: the sweep ran with init=context (then the default); the default is now
 # init=activation, chosen from this script's validation table.
-C="--method thanora --thanora_init context"
+T="--method thanora --thanora_preview_samples 128"
+C="$T --thanora_init context"
 declare -A FLAGS=(
   [lora]="--method lora"
-  [thanora_activation]="--method thanora --thanora_init activation"
+  [thanora_activation]="$T --thanora_init activation"
   [thanora_context]="$C"
   [thanora_context_uniform]="$C --thanora_allocation uniform"
   [thanora_context_no_spr]="$C --thanora_lambda 0"
-  [thanora_no_hasi]="--method thanora --thanora_allocation uniform --thanora_init random"
+  [thanora_no_hasi]="$T --thanora_allocation uniform --thanora_init random"
   [thanora_context_tau0.5]="$C --thanora_tau 0.5"
   [thanora_context_tau0.02]="$C --thanora_tau 0.02"
   [thanora_context_lambda1]="$C --thanora_lambda 1.0"
@@ -50,7 +51,7 @@ for seed in $SEEDS; do
         --output_dir "$run" --lora_r "$RANK" --lora_alpha $((2 * RANK)) --lora_dropout 0.05 --max_steps "$STEPS" \
         --per_device_train_batch_size 16 --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 \
         --logging_steps 10 --save_strategy no --report_to none --model_max_length 512 --seed "$seed" \
-        --thanora_preview_samples 128 --disable_tqdm true ${FLAGS[$name]}
+        --disable_tqdm true ${FLAGS[$name]}
     fi
     for split in val test; do
       root=$([ $split = val ] && echo "$OUT/val" || echo "$DATA")

@@ -26,6 +26,7 @@ LENGTH=${LENGTH:---num_train_epochs ${EPOCHS:-1}}
 TASKS="vqa ocr caption mcq"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 source scripts/table_rows.sh
+MERGE_FROM=$OUT/individual
 METHODS=${METHODS:-$TABLE_ROWS}
 
 [ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
@@ -37,11 +38,10 @@ TASK_BENCHES=$(for t in $TASKS; do printf '%s=minimix_%s,' $t $t; done)
 EVAL_FLAGS=(--model-base $BASE --data-root $DATA --batch-size 16 --seed $SEED ${LIMIT:+--limit $LIMIT} --no-progress)
 
 # Every row: same rank, alpha = 2r, same schedule, the projector trained alongside (LLaVA's task-LoRA recipe).
-# Only the merge_* rows read --merge_individual_dir; the merge weights stay 1 per task (a plain sum).
+# Method-owned flags (preview samples, the merged run) come from method_flags; merge weights stay 1 per task.
 COMMON="--model_name_or_path $BASE --data_path $TRAIN --image_folder $DATA/images --lora_r $R --lora_alpha $((2 * R))
   --tune_mm_projector --mm_projector_lr 2e-4 --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03
-  --per_device_train_batch_size 8 --model_max_length 512 --thanora_preview_samples $PREVIEW $LENGTH
-  --merge_individual_dir $OUT/individual --merge_density 0.5
+  --per_device_train_batch_size 8 --model_max_length 512 $LENGTH
   --save_strategy no --logging_steps 10 --report_to none --seed $SEED --disable_tqdm true"
 
 for m in $METHODS; do
@@ -50,7 +50,7 @@ for m in $METHODS; do
   fi
   # trainer_state.json (training), individual.json and merge.json mark a finished step
   if [ ! -f $OUT/$m/trainer_state.json ] && [ ! -f $OUT/$m/individual.json ] && [ ! -f $OUT/$m/merge.json ]; then
-    $PY train.py $COMMON --method $(row_method $m) $(row_flags $m) --output_dir $OUT/$m
+    $PY train.py $COMMON --method $(row_method $m) $(method_flags $(row_method $m)) $(row_flags $m) --output_dir $OUT/$m
   fi
   if [ $m = individual ]; then  # each task's adapter on its own task only, joined into one row
     $PY scripts/eval_individual.py --individual-dir $OUT/individual --task-benchmarks ${TASK_BENCHES%,} \

@@ -16,16 +16,18 @@ import json
 import os
 from pathlib import Path
 
+from llava_thanora.data.conversation import without_suffix
+
 TASKS = ("vqa", "ocr", "caption", "mcq")
 
 
 def to_question(sample: dict, suffix: str) -> tuple[dict, dict]:
     """A training sample back into the question/annotation contract (the prompt rule of the minimix README)."""
     human, answer = sample["conversations"][0]["value"], sample["conversations"][1]["value"]
-    text = human.removeprefix("<image>\n")
-    if suffix and not text.endswith("\n" + suffix):
-        raise ValueError(f"sample {sample['id']}: human turn does not end with the task's suffix {suffix!r}")
-    text = text[: -len(suffix) - 1] if suffix else text
+    try:
+        text = without_suffix(human.removeprefix("<image>\n"), suffix)
+    except ValueError as e:
+        raise ValueError(f"sample {sample['id']}: human turn: {e}") from None
     question = {"question_id": sample["id"], "image": sample["image"], "text": text, "task": sample["task"]}
     # vqa_accuracy is VQA's 10-annotator formula: ten identical references, as the test split has.
     answers = [answer] * 10 if sample["task"] == "vqa" else [answer]

@@ -57,7 +57,6 @@ finetune() {
     --lr_scheduler_type cosine --warmup_steps 0.03 \
     --per_device_train_batch_size "${BATCH:-16}" --gradient_accumulation_steps "${GRAD_ACCUM:-1}" \
     --gradient_checkpointing true --model_max_length 2048 --dataloader_num_workers 4 \
-    --thanora_preview_samples 500 \
     --save_strategy steps --save_steps 500 --save_total_limit 1 --logging_steps 1 \
     --report_to "${REPORT_TO:-none}" --seed "$SEED" --output_dir "$out" "$@"
 }

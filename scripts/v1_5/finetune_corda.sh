@@ -5,4 +5,4 @@
 # covariance per adapted layer during the preview (about 28 GB on each GPU for llava-1.5-7b): use 80 GB GPUs.
 #   [MIX=4task] bash scripts/v1_5/finetune_corda.sh [OUT] [more train.py flags]   (settings: common.sh)
 source "$(dirname "$0")/common.sh"
-finetune "${1:-$CKPT/corda}" zero2.json --method corda "${@:2}"
+finetune "${1:-$CKPT/corda}" zero2.json --method corda --corda_preview_samples 500 "${@:2}"

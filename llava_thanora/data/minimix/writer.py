@@ -17,6 +17,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from PIL import Image
 
+from ..conversation import with_suffix
+
 IMAGE_SIZE = 64
 TASKS = ("vqa", "ocr", "caption", "mcq")
 
@@ -94,8 +96,8 @@ def pixel_hash(image: Image.Image) -> str:
 
 
 def human_value(text: str, suffix: str) -> str:
-    """The first human turn: "<image>\\n" + text, then "\\n" + suffix when the suffix is not empty."""
-    return f"<image>\n{text}\n{suffix}" if suffix else f"<image>\n{text}"
+    """The first human turn: "<image>\\n" + the prompt (`with_suffix`)."""
+    return f"<image>\n{with_suffix(text, suffix)}"
 
 
 def training_record(sample: Sample, suffix: str) -> dict:

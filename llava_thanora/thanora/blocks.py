@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .spectrum import normalized_entropy
+from .allocation import normalized_entropy
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Apply ThanoRA to any torch model with nn.Linear layers; the result is an ordinary peft LoRA model."""
+"""`apply_thanora`: ThanoRA on any torch model with nn.Linear layers; the result is an ordinary peft LoRA model.
+
+preview covariances (covariance.py) -> per-task spectra and factors (blocks.py) -> ranks (allocation.py) ->
+initial blocks written into the LoRA factors, and in context mode the base replaced by the residual
+(llava_thanora.residual) -> a ThanoRAState whose penalty hooks (penalty.py) serve training.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,13 @@ from peft.tuners.lora import LoraLayer
 from peft.tuners.lora import Linear as LoraLinear
 from torch import nn
 
+from ..distributed import broadcast_, broadcast_object, gathered
+from ..residual import lora_layers, subtract_initial
 from .allocation import allocate_ranks, rank_shares
+from .blocks import CovarianceFactorization, TaskFactors, build_blocks, task_factors
 from .config import ThanoRAConfig
 from .covariance import ForwardFn, collect_covariances, default_forward
-from .distributed import broadcast_, broadcast_object, gathered
-from .init import CovarianceFactorization, TaskFactors, build_blocks, task_factors
 from .state import ModuleAllocation, ThanoRAState
-
-
-def lora_layers(peft_model: nn.Module, adapter_name: str = "default") -> dict[str, LoraLinear]:
-    """LoRA Linear layers carrying `adapter_name`, keyed by their name in the base model."""
-    root = peft_model.base_model.model if isinstance(peft_model, PeftModel) else peft_model
-    return {
-        name: module for name, module in root.named_modules()
-        if isinstance(module, LoraLinear) and adapter_name in module.lora_A
-    }
 
 
 def residual_lora_config(lora_config: LoraConfig) -> LoraConfig:
@@ -96,15 +93,7 @@ def _write_module(layer: LoraLinear, adapter_name: str, a0: torch.Tensor, b0: to
         lora_a.copy_(a0.to(lora_a))
         lora_b.copy_(b0.to(lora_b))
     if residual:
-        subtract_init(layer.base_layer.weight, a0, b0, layer.scaling[adapter_name])
-
-
-@torch.no_grad()
-def subtract_init(weight: nn.Parameter, a0: torch.Tensor, b0: torch.Tensor, scaling: float, sign: float = -1.0) -> None:
-    """`W += sign * s * B0 A0` in float32, in place (ZeRO-3: rank 0's result is re-partitioned)."""
-    with gathered([weight], modifier_rank=0):
-        delta = (b0.to(weight.device, torch.float32) @ a0.to(weight.device, torch.float32)) * (sign * scaling)
-        weight.copy_((weight.float() + delta).to(weight.dtype))
+        subtract_initial(layer.base_layer.weight, a0, b0, layer.scaling[adapter_name])
 
 
 def apply_thanora(
@@ -150,5 +139,5 @@ def apply_thanora(
         _write_module(layer, adapter_name, a0, b0, residual=config.init == "context")
 
     state = ThanoRAState(tasks, r, r_coop, config, modules, init_blocks, adapter_name)
-    state.attach(peft_model)
+    state.attach(layers)
     return peft_model, state

@@ -1,0 +1,106 @@
+"""`--method merge_ta | merge_ties | merge_dare`: an `individual` run's per-task adapters merged into one adapter
+(no training).
+
+`--merge_individual_dir DIR` names the individual run. Its adapters are combined by `merging.merge_adapters`
+(peft's `add_weighted_adapter`: ta = exact weighted sum, ties / dare = TIES / DARE-linear on the dense task
+vectors, refactored by SVD) with `--merge_weights`, `--merge_density`, `--merge_svd_rank`, and saved as an
+ordinary peft adapter relative to the original base. Trained projectors (and any other non-adapter tensors)
+cannot go through peft's merge: the merged one is their plain mean over the tasks, recorded in `merge.json`.
+Merging needs no DeepSpeed: run it as `python train.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from ..distributed import is_zero3
+from ..flags import documented
+from ..methods.base import NON_LORA_FILE, save_non_lora
+from ..train.main import load_model
+from .base import Recipe
+from .individual import read_individual
+
+logger = logging.getLogger("llava_thanora")
+DEFAULT_DENSITY = 0.5
+
+
+@documented
+class MergeArguments:
+    merge_individual_dir: str | None = None
+    """--method merge_*: the --output_dir of a --method individual run (holds individual.json)."""
+    merge_weights: str | None = None
+    """--method merge_*: comma-separated weight per task, in individual.json order (default 1 each: a plain sum)."""
+    merge_density: float | None = None
+    """--method merge_ties / merge_dare: fraction of each task vector kept (TIES: largest magnitudes; DARE:
+    random); default 0.5."""
+    merge_svd_rank: int | None = None
+    """--method merge_ties / merge_dare: rank of the merged adapter (default: sum of the task ranks)."""
+
+
+def mean_non_lora(adapter_dirs: dict[str, str]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the tasks' `non_lora_trainables.safetensors` (e.g. projectors)."""
+    loaded = {task: load_file(str(Path(path) / NON_LORA_FILE)) for task, path in adapter_dirs.items()}
+    first_task, first = next(iter(loaded.items()))
+    for task, tensors in loaded.items():
+        if tensors.keys() != first.keys():
+            raise ValueError(f"task {task!r} trained other non-adapter tensors than task {first_task!r}: "
+                             f"{sorted(tensors.keys() ^ first.keys())[:3]}")
+    return {k: torch.stack([t[k].float() for t in loaded.values()]).mean(0).to(v.dtype) for k, v in first.items()}
+
+
+class MergeRecipe(Recipe):
+    """Base of merge_ta / merge_ties / merge_dare: `combination` is a `merging.merge_adapters` kind."""
+
+    arguments = MergeArguments
+    combination = "ta"
+
+    def run(self, parsed, methods):
+        """Merge the adapters of `--merge_individual_dir` and save the result into `--output_dir`."""
+        from transformers import set_seed
+
+        from .merging import merge_adapters, save_merged_adapter
+
+        b, args = self.args, parsed.training
+        if not b.merge_individual_dir:
+            raise ValueError(f"--method {self.name} needs --merge_individual_dir: the --output_dir of a --method "
+                             f"individual run")
+        if self.combination == "ta" and (b.merge_density is not None or b.merge_svd_rank is not None):
+            raise ValueError("--merge_density and --merge_svd_rank have no effect with --method merge_ta (an exact "
+                             "sum of the task vectors); use merge_ties or merge_dare")
+        density = DEFAULT_DENSITY if b.merge_density is None else b.merge_density
+        adapters = read_individual(b.merge_individual_dir)
+        weights = [float(w) for w in b.merge_weights.split(",")] if b.merge_weights else None
+        set_seed(args.seed)  # DARE drops entries at random
+        model, processor = load_model(parsed)
+        if is_zero3(model):
+            raise ValueError(f"--method {self.name} trains nothing: run it as `python train.py`, without --deepspeed")
+        merged = merge_adapters(model.to(args.device), adapters, self.combination, weights, density, b.merge_svd_rank)
+        if args.should_save:
+            out = Path(args.output_dir)
+            save_merged_adapter(merged, out)
+            save_non_lora(str(out), mean_non_lora(adapters))
+            processor.save_pretrained(str(out))
+            record = {"method": self.name, "combination": self.combination, "tasks": list(adapters),
+                      "weights": weights or [1.0] * len(adapters), "density": density,
+                      "svd_rank": b.merge_svd_rank, "individual_dir": b.merge_individual_dir,
+                      "non_lora_trainables": "mean over the tasks"}
+            (out / "merge.json").write_text(json.dumps(record, indent=2) + "\n")
+            logger.info(f"{self.name}: merged {list(adapters)} into {out}")
+        return merged
+
+
+class MergeTARecipe(MergeRecipe):
+    name, combination = "merge_ta", "ta"
+
+
+class MergeTIESRecipe(MergeRecipe):
+    name, combination = "merge_ties", "ties"
+
+
+class MergeDARERecipe(MergeRecipe):
+    name, combination = "merge_dare", "dare_linear"
