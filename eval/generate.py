@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -57,11 +58,11 @@ class Generator:
     """Holds the model and prompt format; answers batches of questions."""
 
     def __init__(self, model, processor, image_folder: str | None, image_aspect_ratio: str = "pad",
-                 max_new_tokens: int = 128, model_id: str = "model"):
+                 max_new_tokens: int = 128, model_id: str = "model", conv_mode: str = "template"):
         from llava_thanora.data.conversation import PromptFormat
 
         self.model, self.processor, self.image_folder = model, processor, image_folder
-        self.format = PromptFormat.from_processor(processor)
+        self.format = PromptFormat.from_processor(processor, conv_mode)
         self.aspect, self.max_new_tokens, self.model_id = image_aspect_ratio, max_new_tokens, model_id
         self.device = next(model.parameters()).device
 
@@ -139,6 +140,14 @@ def load_questions(path: str, num_chunks: int = 1, chunk_idx: int = 0, limit: in
     return chunk(questions, num_chunks, chunk_idx)
 
 
+def add_conv_mode_flag(ap: argparse.ArgumentParser) -> None:
+    from llava_thanora.data.conversation import CONV_MODES
+
+    ap.add_argument("--conv-mode", default=None, choices=CONV_MODES,
+                    help="Conversation format (default: the one the training output recorded in prompt_format.json, "
+                         "else the checkpoint's chat template). llava_v1 = LLaVA-1.5's vicuna_v1, with its system text.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-path", required=True)
@@ -152,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--chunk-idx", type=int, default=0)
     ap.add_argument("--prompt-suffix", default="", help="Appended to each question on a new line.")
     ap.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
+    add_conv_mode_flag(ap)
     ap.add_argument("--model-id", default=None, help="Recorded in each answer (default: the model path's name).")
     ap.add_argument("--limit", type=int, default=None, help="Only the first N questions (quick checks).")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -159,26 +169,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def resolve_conv_mode(model_path: str, conv_mode: str | None) -> str:
+    """The conversation format to ask `model_path` in: `conv_mode` when given, else the one its training recorded
+    (`prompt_format.json`), else the checkpoint's chat template. Overriding a recorded format is allowed (e.g. to
+    measure its effect) but said out loud."""
+    from llava_thanora.data.conversation import read_conv_mode
+
+    recorded = read_conv_mode(model_path)
+    if conv_mode is None:
+        return recorded or "template"
+    if recorded is not None and recorded != conv_mode:
+        print(f"warning: {model_path} was trained with --conv_mode {recorded}; asking it with {conv_mode} instead",
+              file=sys.stderr)
+    return conv_mode
+
+
 def load_generator(model_path: str, model_base: str | None = None, device: str = "cpu", dtype: str = "auto",
                    image_folder: str | None = None, image_aspect_ratio: str = "pad", max_new_tokens: int = 128,
-                   model_id: str | None = None) -> Generator:
+                   model_id: str | None = None, conv_mode: str | None = None) -> Generator:
     """Load any training output or full model (`load_trained`) onto `device` and wrap it in a Generator."""
     from llava_thanora.methods.loading import load_trained
-
     from llava_thanora.model.builder import DTYPES
 
     torch_dtype = DTYPES.get(dtype, torch.bfloat16 if device.startswith("cuda") else torch.float32)
     model, processor, _ = load_trained(model_path, model_base, torch_dtype)
     model.to(device)
     model_id = model_id or Path(model_path.rstrip("/")).name
-    return Generator(model, processor, image_folder, image_aspect_ratio, max_new_tokens, model_id)
+    return Generator(model, processor, image_folder, image_aspect_ratio, max_new_tokens, model_id,
+                     resolve_conv_mode(model_path, conv_mode))
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     questions = load_questions(args.question_file, args.num_chunks, args.chunk_idx, args.limit)
     generator = load_generator(args.model_path, args.model_base, args.device, args.dtype, args.image_folder,
-                               args.image_aspect_ratio, args.max_new_tokens, args.model_id)
+                               args.image_aspect_ratio, args.max_new_tokens, args.model_id, args.conv_mode)
     new = generator.run(questions, args.answers_file, args.batch_size, args.prompt_suffix)
     print(f"{new} new answers, {len(questions)} in total -> {args.answers_file}")
 

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from .benchmarks import DEFAULT_DATA_ROOT, get_benchmarks, missing_files
-from .generate import load_generator, load_questions
+from .generate import add_conv_mode_flag, load_generator, load_questions
 from .io import write_json
 from .score import load_annotations, load_predictions, score
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     ap.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
+    add_conv_mode_flag(ap)
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -73,7 +74,8 @@ def main(argv=None) -> dict:
     benches = get_benchmarks(args.benchmarks, args.benchmark_dir)  # fail on a typo before loading the model
     # The image folder and the token budget are set per benchmark in `evaluate`.
     generator = load_generator(args.model_path, args.model_base, args.device, args.dtype,
-                               image_aspect_ratio=args.image_aspect_ratio, model_id=args.model_id)
+                               image_aspect_ratio=args.image_aspect_ratio, model_id=args.model_id,
+                               conv_mode=args.conv_mode)
     out = Path(args.output_dir)
     result = {"method": args.method or Path(args.model_path.rstrip("/")).name, "seed": args.seed,
               "model": args.model_path, "model_base": args.model_base, "scores": {}}

@@ -82,3 +82,55 @@ def prompt_format(processor):
     from llava_thanora.data.conversation import PromptFormat
 
     return PromptFormat.from_processor(processor)
+
+
+LLAMA_TOKENIZER_JS = "llama-tokenizer-js@1.2.2"
+
+
+@pytest.fixture(scope="session")
+def llama2_vocabulary(tmp_path_factory) -> tuple[list[str], list[tuple[str, str]]]:
+    """The real Llama-2 (= vicuna-7b-v1.5, llava-1.5) vocabulary and BPE merges, from the npm package
+    llama-tokenizer-js (MIT code; the vocabulary is Meta's Llama 2 tokenizer, so it is downloaded, never committed).
+
+    The package embeds both as base64: the pieces joined by newlines, and the merges as little-endian uint16 pairs
+    of piece ids in priority order. Downloaded once into ~/.cache/llava-thanora/ (npm needs only the registry)."""
+    import base64
+    import re
+    import shutil
+    import struct
+    import subprocess
+    import tarfile
+
+    cache = Path.home() / ".cache/llava-thanora"
+    tarball = next(iter(sorted(cache.glob("llama-tokenizer-js-*.tgz"))), None) if cache.is_dir() else None
+    if tarball is None:
+        if shutil.which("npm") is None:
+            pytest.fail("the real-tokenizer tests need npm (to fetch the llama-tokenizer-js package)")
+        cache.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["npm", "pack", LLAMA_TOKENIZER_JS, "--pack-destination", str(cache)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"npm pack {LLAMA_TOKENIZER_JS} failed: {proc.stderr[-2000:]}"
+        tarball = next(iter(sorted(cache.glob("llama-tokenizer-js-*.tgz"))))
+    with tarfile.open(tarball) as tar:
+        js = tar.extractfile("package/llama-tokenizer.js").read().decode("utf-8")
+    pieces = base64.b64decode(re.search(r'llama_vocab_base64 = "([^"]+)"', js).group(1)).decode("utf-8").split("\n")
+    raw = base64.b64decode(re.search(r'llama_merges_binary = "([^"]+)"', js).group(1))
+    ids = struct.unpack(f"<{len(raw) // 2}H", raw)
+    merges = [(pieces[ids[i]], pieces[ids[i + 1]]) for i in range(0, len(ids), 2)]
+    assert len(pieces) == 32000 and pieces[:3] == ["<unk>", "<s>", "</s>"]
+    return pieces, merges
+
+
+def llama2_tokenizer(vocabulary, legacy: bool):
+    """llava-1.5-7b-hf's tokenizer: Llama-2's, plus `<image>` (32000) and `<pad>` (32001) as transformers' llava
+    conversion adds them."""
+    from transformers import LlamaTokenizer
+
+    pieces, merges = vocabulary
+    tok = LlamaTokenizer(vocab={p: i for i, p in enumerate(pieces)}, merges=merges, legacy=legacy,
+                         add_bos_token=True, add_eos_token=False)
+    tok.add_tokens(["<image>"], special_tokens=True)
+    tok.add_special_tokens({"pad_token": "<pad>"})
+    assert tok.convert_tokens_to_ids(["<image>", "<pad>"]) == [32000, 32001]
+    assert tok("Hi").input_ids == [1, 6324]  # BOS, as Llama-2 and LLaVA tokenize
+    return tok

@@ -71,6 +71,7 @@ def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
         assert (m.lora_r, m.lora_alpha, m.mm_projector_lr, m.tune_mm_projector) == (128, 256, 2e-5, True)
         assert (t.learning_rate, t.num_train_epochs, t.lr_scheduler_type, t.warmup_steps) == (2e-4, 3, "cosine", 0.03)
         assert (t.model_max_length, t.gradient_checkpointing) == (2048, True)
+        assert parsed.data.conv_mode == "llava_v1"  # LLaVA-1.5's own conversation format
         assert zero == ("zero2.json" if m.method in ("pissa", "corda") else "zero3.json")
     assert methods == list(rows.values())
     assert sum(line.startswith("-m eval.run") for line in out.splitlines()) == len(rows) - 1

@@ -1,20 +1,29 @@
-"""Prompts from the checkpoint's chat template, and label masks from tokenizing turns.
+"""Prompt formats: how a LLaVA conversation becomes token ids, labels and generation prompts.
 
-LLaVA builds one long string, tokenizes it, then walks separators to guess where answers start; when the guess is
-off it prints "tokenization mismatch" and trains the sample with every label masked. Here the sequence is *built*
-from separately tokenized pieces, so the mask is exact by construction:
+Two formats (`--conv_mode`, recorded in every training output's `prompt_format.json` and read back by `eval.*`):
 
-    [prompt_1][answer_1 </s>][prompt_2][answer_2 </s>] ...
+template
+    The checkpoint's own chat template (llava-hf's: "USER: <image>\\n... ASSISTANT:", no system text). LLaVA builds
+    one long string, tokenizes it, then walks separators to guess where answers start; when the guess is off it
+    prints "tokenization mismatch" and trains the sample with every label masked. Here the sequence is *built*
+    from separately tokenized pieces, so the mask is exact by construction::
 
-`prompt_k` is the text the chat template puts between the previous answer and the k-th answer (for llava-1.5:
-"USER: <image>\\n... ASSISTANT:"), obtained by rendering the conversation prefix with the template and taking the
-difference. Answers are tokenized on their own and end with EOS, so the model learns to stop. A generation prompt
-for evaluation is exactly `prompt_1`, the same tokens training saw.
+        [prompt_1][answer_1 </s>][prompt_2][answer_2 </s>] ...
+
+    `prompt_k` is the text the chat template puts between the previous answer and the k-th answer, obtained by
+    rendering the conversation prefix with the template and taking the difference. Answers are tokenized on their
+    own and end with EOS. A generation prompt is exactly `prompt_1`, the same tokens training saw.
+llava_v1
+    LLaVA-1.5's `vicuna_v1` conversation, the format llava-v1.5 was instruction-tuned and evaluated with
+    (`llava_v1.py`): the same string as LLaVA's `conv.get_prompt()` and the same token ids as its
+    `tokenizer_image_token`, labels equal to its `preprocess_v1` masks.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 IGNORE_INDEX = -100
 IMAGE_TAG = "<image>"
@@ -40,7 +49,7 @@ class ConversationError(ValueError):
     """A conversation that cannot be turned into a training sequence (the caller adds file/line/id)."""
 
 
-def to_messages(conversations: list[dict]) -> list[dict]:
+def to_messages(conversations: list[dict], require_answer: bool = True) -> list[dict]:
     """LLaVA turns (`from`/`value`) to chat-template messages; `<image>` tags become leading image parts.
 
     Like LLaVA, the image goes to the start of its turn: "<image>\\nQ" and "Q <image>" both render as the template's
@@ -62,7 +71,7 @@ def to_messages(conversations: list[dict]) -> list[dict]:
         text = value.replace(IMAGE_TAG, "").strip()
         messages.append({"role": role, "content": [{"type": "image"}] * n_images + [{"type": "text", "text": text}]})
     body = [m for m in messages if m["role"] != "system"]
-    if not body or body[-1]["role"] != "assistant":
+    if require_answer and (not body or body[-1]["role"] != "assistant"):
         raise ConversationError("a conversation must end with a gpt turn (nothing would be trained)")
     for k, m in enumerate(body):
         expected = "user" if k % 2 == 0 else "assistant"
@@ -78,32 +87,71 @@ class TokenizedConversation:
     num_images: int
 
 
-class PromptFormat:
-    """Turns conversations into token ids and labels with the processor's chat template and tokenizer.
+CONV_MODES = ("template", "llava_v1")
+PROMPT_FORMAT_FILE = "prompt_format.json"
 
-    `image_seq_length` is how many `<image>` tokens the processor expands one tag into (576 for llava-1.5); the
-    model replaces exactly that many embeddings with image features.
+
+class PromptFormat:
+    """Turns conversations into token ids and labels, and questions into generation prompts (base class).
+
+    `image_seq_length` is how many image tokens the processor expands one `<image>` tag into (576 for llava-1.5);
+    the model replaces exactly that many embeddings with image features.
     """
+
+    conv_mode = "base"
 
     def __init__(self, processor, image_seq_length: int):
         self.tokenizer = processor.tokenizer
-        self.template = processor.chat_template
-        if not self.template:
-            raise ValueError("the processor has no chat_template; llava-hf checkpoints ship one (chat_template.jinja)")
         self.processor = processor
         self.image_seq_length = image_seq_length
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_TAG)
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: answers could not end")
 
     @classmethod
-    def from_processor(cls, processor) -> "PromptFormat":
-        """Measure the image expansion by asking the processor itself, so it always agrees with the model."""
+    def from_processor(cls, processor, conv_mode: str = "template") -> "PromptFormat":
+        """The format called `conv_mode`; the image expansion is measured by asking the processor itself, so it
+        always agrees with the model."""
         from PIL import Image
 
+        if conv_mode not in CONV_MODES:
+            raise ValueError(f"unknown conversation format --conv_mode {conv_mode!r}; choose one of {CONV_MODES}")
         size = _processor_input_size(processor.image_processor)
         probe = processor(text=IMAGE_TAG, images=Image.new("RGB", (size, size)), add_special_tokens=False)
         image_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_TAG)
-        return cls(processor, sum(1 for t in probe["input_ids"][0] if t == image_id))
+        count = sum(1 for t in probe["input_ids"][0] if t == image_id)
+        if conv_mode == "llava_v1":
+            from .llava_v1 import VicunaV1Format
+
+            return VicunaV1Format(processor, count)
+        return TemplateFormat(processor, count)
+
+    def tokenize(self, conversations: list[dict]) -> TokenizedConversation:
+        """Token ids and labels (IGNORE_INDEX outside answers) for one LLaVA conversation."""
+        raise NotImplementedError
+
+    def generation_prompt(self, text: str, num_images: int = 0, system: str | None = None) -> str:
+        """The text before the first answer of a one-question conversation (what training saw before it)."""
+        raise NotImplementedError
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a generation prompt, exactly as the first training segment (BOS, expanded image tokens)."""
+        raise NotImplementedError
+
+    def record(self) -> dict:
+        """What `prompt_format.json` stores, so evaluation asks the way training taught."""
+        return {"conv_mode": self.conv_mode}
+
+
+class TemplateFormat(PromptFormat):
+    """The checkpoint's chat template, turns tokenized separately (see the module docstring)."""
+
+    conv_mode = "template"
+
+    def __init__(self, processor, image_seq_length: int):
+        super().__init__(processor, image_seq_length)
+        if not processor.chat_template:
+            raise ValueError("the processor has no chat_template; llava-hf checkpoints ship one (chat_template.jinja)")
 
     def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
@@ -128,7 +176,6 @@ class PromptFormat:
         return self.tokenizer(text, add_special_tokens=first)["input_ids"]
 
     def tokenize(self, conversations: list[dict]) -> TokenizedConversation:
-        """Token ids and labels (IGNORE_INDEX outside answers) for one LLaVA conversation."""
         messages = to_messages(conversations)
         prompts, answers = self.prompt_segments(messages)
         input_ids, labels = [], []
@@ -141,14 +188,31 @@ class PromptFormat:
         return TokenizedConversation(input_ids, labels, num_images)
 
     def generation_prompt(self, text: str, num_images: int = 0, system: str | None = None) -> str:
-        """The first prompt segment for a single question: identical to what training saw before its answer."""
         messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
         messages.append({"role": "user", "content": [{"type": "image"}] * num_images + [{"type": "text", "text": text}]})
         return self.render(messages, add_generation_prompt=True)
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        """Tokenize a generation prompt exactly as the first training segment (BOS, expanded image tokens)."""
         return self._encode(prompt, first=True)
+
+
+def read_conv_mode(directory: str | Path) -> str | None:
+    """The conversation format a training output recorded (`prompt_format.json`), or None when it has none."""
+    path = Path(directory) / PROMPT_FORMAT_FILE
+    if not path.is_file():
+        return None
+    try:
+        mode = json.loads(path.read_text())["conv_mode"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a prompt-format record ({err})") from None
+    if mode not in CONV_MODES:
+        raise ValueError(f"{path}: unknown conv_mode {mode!r}; known: {CONV_MODES}")
+    return mode
+
+
+def write_prompt_format(directory: str | Path, prompt_format: PromptFormat) -> None:
+    """Record the format of a training output, read back by `read_conv_mode`."""
+    (Path(directory) / PROMPT_FORMAT_FILE).write_text(json.dumps(prompt_format.record(), indent=2) + "\n")
 
 
 def _processor_input_size(image_processor) -> int:

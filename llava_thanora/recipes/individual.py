@@ -32,7 +32,7 @@ class TaskSubset(torch.utils.data.Dataset):
 
     def __init__(self, dataset, task: str, indices: list[int]):
         self.dataset, self.indices, self.tasks = dataset, indices, [task]
-        self.skipped = getattr(dataset, "skipped", None)
+        self.skipped, self.format = dataset.skipped, dataset.format
 
     def __len__(self) -> int:
         return len(self.indices)

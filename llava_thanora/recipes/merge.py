@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from ..data.conversation import PROMPT_FORMAT_FILE, read_conv_mode
 from ..distributed import is_zero3
 from ..flags import documented
 from ..methods.base import NON_LORA_FILE, save_non_lora
@@ -74,6 +76,9 @@ class MergeRecipe(Recipe):
                              "sum of the task vectors); use merge_ties or merge_dare")
         density = DEFAULT_DENSITY if b.merge_density is None else b.merge_density
         adapters = read_individual(b.merge_individual_dir)
+        formats = {task: read_conv_mode(path) for task, path in adapters.items()}
+        if len(set(formats.values())) > 1:
+            raise ValueError(f"the task adapters were trained with different --conv_mode: {formats}")
         weights = [float(w) for w in b.merge_weights.split(",")] if b.merge_weights else None
         set_seed(args.seed)  # DARE drops entries at random
         model, processor = load_model(parsed)
@@ -85,6 +90,8 @@ class MergeRecipe(Recipe):
             save_merged_adapter(merged, out)
             save_non_lora(str(out), mean_non_lora(adapters))
             processor.save_pretrained(str(out))
+            if next(iter(formats.values())) is not None:  # the merged adapter is asked the way its tasks were
+                shutil.copy(Path(next(iter(adapters.values()))) / PROMPT_FORMAT_FILE, out / PROMPT_FORMAT_FILE)
             record = {"method": self.name, "combination": self.combination, "tasks": list(adapters),
                       "weights": weights or [1.0] * len(adapters), "density": density,
                       "svd_rank": b.merge_svd_rank, "individual_dir": b.merge_individual_dir,

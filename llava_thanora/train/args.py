@@ -54,6 +54,10 @@ class DataArguments:
     the file stem."""
     image_folder: str | None = None
     """Root that 'image' paths are relative to."""
+    conv_mode: str = "template"
+    """Conversation format: template (the checkpoint's own chat template) or llava_v1 (LLaVA-1.5's vicuna_v1, with
+    its system text: what llava-v1.5 was tuned and evaluated with). Recorded in the output's prompt_format.json,
+    which eval.* follows by default."""
     image_aspect_ratio: str = "pad"
     """pad (LLaVA-1.5: pad to square in the mean colour) or original."""
     skip_bad_samples: bool = False

@@ -60,7 +60,8 @@ def load_data(parsed, processor):
         max_samples=data_args.max_train_samples,
     )
     with args.main_process_first(desc="tokenizing the training data"):
-        dataset = SupervisedDataset(data_cfg, PromptFormat.from_processor(processor), processor.image_processor)
+        prompt_format = PromptFormat.from_processor(processor, data_args.conv_mode)
+        dataset = SupervisedDataset(data_cfg, prompt_format, processor.image_processor)
     logger.info(f"data: {len(dataset)} samples, tasks {dataset.tasks}, {dataset.skipped.count} skipped")
     return dataset, Collator(processor.tokenizer.pad_token_id)
 
@@ -89,7 +90,8 @@ def train_one(method, model, processor, dataset, collator, parsed, resume: str |
     _log_parameters(model, method.name)
 
     trainer = LlavaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                           processing_class=processor, method=method, mm_projector_lr=model_args.mm_projector_lr)
+                           processing_class=processor, method=method, mm_projector_lr=model_args.mm_projector_lr,
+                           prompt_format=dataset.format)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():

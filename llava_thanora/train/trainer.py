@@ -18,6 +18,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
+from ..data.conversation import write_prompt_format
 from ..distributed import all_reduce_max_, gathered, is_zero3
 from ..methods.base import Method
 from ..model.builder import PROJECTOR_KEY
@@ -36,9 +37,10 @@ def gather_trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 class LlavaTrainer(Trainer):
-    def __init__(self, *args, method: Method, mm_projector_lr: float | None = None, **kwargs):
+    def __init__(self, *args, method: Method, mm_projector_lr: float | None = None, prompt_format=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.method = method
+        self.prompt_format = prompt_format  # recorded in every checkpoint, so evaluation asks the same way
         self.mm_projector_lr = mm_projector_lr
         # Detached tensors, converted to floats only when logged: an .item() per step would sync the GPU each time.
         self._pending_logs: dict[str, list[torch.Tensor]] = defaultdict(list)
@@ -129,6 +131,8 @@ class LlavaTrainer(Trainer):
         self.method.save(self.model, output_dir, trainable)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
+        if self.prompt_format is not None:
+            write_prompt_format(output_dir, self.prompt_format)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:

@@ -5,7 +5,7 @@
 # MODEL_BASE (optional, for LoRA adapters) is taken when the second argument does not start with "--".
 # Environment overrides: PYTHON (default python), DATA_ROOT (eval.run's --data-root, which takes precedence over
 # an entry's own data_root), OUTPUT_DIR (default results/eval/<model dir name>),
-# BATCH_SIZE (default 8).
+# BATCH_SIZE (default 8), CONV_MODE (default llava_v1: LLaVA-1.5's vicuna_v1 format, which its published numbers use).
 
 run_benchmark() {
     local bench="$1"
@@ -26,6 +26,6 @@ run_benchmark() {
         args+=(--data-root "$DATA_ROOT")
     fi
     args+=(--output-dir "${OUTPUT_DIR:-results/eval/$(basename "$model_path")}")
-    args+=(--batch-size "${BATCH_SIZE:-8}")
+    args+=(--batch-size "${BATCH_SIZE:-8}" --conv-mode "${CONV_MODE:-llava_v1}")
     exec ${PYTHON:-python} -m eval.run "${args[@]}" "$@"
 }

@@ -2,5 +2,7 @@
 # Embedded demo task 'vqa': shape/colour questions on easy-VQA images (10 identical references).
 # Usage: scripts/eval/minimix_vqa.sh MODEL_PATH [MODEL_BASE] [eval.run flags...]   (see scripts/eval/common.sh)
 set -euo pipefail
+# The tiny demo models are trained in their chat template's format.
+CONV_MODE=${CONV_MODE:-template}
 source "$(dirname "$0")/common.sh"
 run_benchmark minimix_vqa "$@"

@@ -50,7 +50,7 @@ finetune() {
   local out=$1 zero=$2
   shift 2
   $LAUNCH train.py --deepspeed "$zero" \
-    --model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$TRAIN_ROOT/images" \
+    --model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$TRAIN_ROOT/images" --conv_mode llava_v1 \
     --lora_r "$R" --lora_alpha $((2 * R)) --lora_dropout 0.05 \
     --tune_mm_projector --mm_projector_lr 2e-5 \
     --bf16 true --learning_rate 2e-4 --weight_decay 0.0 --num_train_epochs 3 \
