@@ -1,15 +1,21 @@
 """Generate answers for a question file: batched, greedy, resumable, shardable.
 
-    python -m eval.generate --model-path M [--model-base B] --question-file Q --image-folder D \\
-        --answers-file A --batch-size 16 --max-new-tokens 128 [--num-chunks C --chunk-idx I]
+    python -m eval.generate --model-path M [--model-base B] --question-file Q --image-folder D \
+        --answers-file A --batch-size 16 --max-new-tokens 128 [--num-chunks C --chunk-idx I] \
+        [--prompt-suffix S [--suffix-in-text]] [--overwrite]
 
-Each line of A is `{"question_id", "prompt", "text", "model_id"}`. Prompts are built exactly as in training (the
-checkpoint's chat template, `PromptFormat`), so a model is asked the way it was taught. Batches are left-padded;
-greedy answers equal those of batch size 1 (tested).
+Each line of A is `{"question_id", "prompt", "text", "model_id", "run"}`, and ``A.record.json`` says what
+produced them (`eval.answers`: the model paths and weights, the conversation format, the suffix, the generation
+settings, the question file); "run" is that record's fingerprint. Prompts are built exactly as in training
+(`PromptFormat`), so a model is asked the way it was taught. Batches are left-padded; greedy answers equal those
+of batch size 1 (tested). The question file may be one of LLaVA's eval files as it is (`eval.formats`): with
+``--suffix-in-text`` the texts are declared to end with ``--prompt-suffix`` already and are asked unchanged.
 
-Resuming: answers are appended and flushed batch by batch. Run the same command again after a kill and it keeps the
-complete lines, drops a half-written last line, and answers only what is missing. Sharding: `--num-chunks C
---chunk-idx I` takes the I-th of C contiguous slices; `python -m eval.merge_answers` joins the shards.
+Resuming: answers are appended and flushed batch by batch. Run the same command again after a kill and it keeps
+the complete lines, drops a half-written last line, and answers only what is missing. It resumes only the same
+run: another model, format, suffix, budget, dtype or question file stops with an error that lists what differs;
+``--overwrite`` starts over. Sharding: `--num-chunks C --chunk-idx I` takes the I-th of C contiguous slices;
+`python -m eval.merge_answers` joins the shards.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from .io import read_jsonl
+from .answers import AnswersMismatch, file_sha256, fingerprint, model_record, prepare_resume
+from .formats import check_suffix, check_unique, prompt_text, read_questions
 
 
 def chunk(items: list, num_chunks: int, index: int) -> list:
@@ -33,38 +40,35 @@ def chunk(items: list, num_chunks: int, index: int) -> list:
     return items[bounds[index]: bounds[index + 1]]
 
 
-def completed_ids(answers_file: Path) -> set[str]:
-    """Ids already answered; a trailing partial line (killed mid-write) is cut off so appending stays valid JSONL."""
-    if not answers_file.is_file():
-        return set()
-    raw = answers_file.read_bytes()
-    keep = raw if raw.endswith(b"\n") or not raw else raw[: raw.rfind(b"\n") + 1]
-    done = set()
-    lines = keep.decode("utf-8").splitlines(keepends=True)
-    good = 0
-    for line in lines:
-        try:
-            done.add(str(json.loads(line)["question_id"]))
-        except (json.JSONDecodeError, KeyError):
-            break  # only the last line can be damaged by a kill; anything after it is dropped too
-        good += len(line.encode("utf-8"))
-    if good != len(raw):
-        with answers_file.open("r+b") as f:
-            f.truncate(good)
-    return done
-
-
 class Generator:
     """Holds the model and prompt format; answers batches of questions."""
 
     def __init__(self, model, processor, image_folder: str | None, image_aspect_ratio: str = "pad",
-                 max_new_tokens: int = 128, model_id: str = "model", conv_mode: str = "template"):
+                 max_new_tokens: int = 128, model_id: str = "model", conv_mode: str = "template",
+                 source: dict | None = None):
         from llava_thanora.data.conversation import PromptFormat
 
         self.model, self.processor, self.image_folder = model, processor, image_folder
         self.format = PromptFormat.from_processor(processor, conv_mode)
         self.aspect, self.max_new_tokens, self.model_id = image_aspect_ratio, max_new_tokens, model_id
+        # What the model is, for the answers' record (`eval.answers.model_record`; load_generator fills it in).
+        self.source = dict(source) if source else {"model_id": model_id}
         self.device = next(model.parameters()).device
+
+    def record(self, prompt_suffix: str = "", suffix_in_text: bool = False, question_file: str | None = None) -> dict:
+        """Everything that decides this generator's answers (eval.answers): model, prompt, generation, questions."""
+        questions = None
+        if question_file is not None:
+            questions = {"file": str(Path(question_file).resolve()), "sha256": file_sha256(question_file)}
+        return {
+            "model": self.source,
+            "prompt": {"conv_mode": self.format.conv_mode, "format": self.format.record(),
+                       "prompt_suffix": prompt_suffix, "suffix_in_text": suffix_in_text},
+            "generation": {"max_new_tokens": self.max_new_tokens, "do_sample": False, "num_beams": 1,
+                           "image_aspect_ratio": self.aspect, "dtype": str(self.model.dtype),
+                           "image_processor": type(self.processor.image_processor).__name__},
+            "questions": questions,
+        }
 
     def _images(self, question: dict) -> list:
         from llava_thanora.data.images import load_image, resolve_image
@@ -77,13 +81,11 @@ class Generator:
         return [load_image(resolve_image(self.image_folder, p), self.aspect, mean) for p in paths]
 
     @torch.no_grad()
-    def answer(self, questions: list[dict], prompt_suffix: str = "") -> list[dict]:
-        from llava_thanora.data.conversation import with_suffix
-
+    def answer(self, questions: list[dict], prompt_suffix: str = "", suffix_in_text: bool = False) -> list[dict]:
         prompts, ids, images = [], [], []
         for q in questions:
             imgs = self._images(q)
-            text = with_suffix(q["text"], prompt_suffix)
+            text = prompt_text(q, prompt_suffix, suffix_in_text)
             prompt = self.format.generation_prompt(text, num_images=len(imgs))
             prompts.append(prompt)
             ids.append(self.format.encode_prompt(prompt))
@@ -104,21 +106,28 @@ class Generator:
                 for q, p, t in zip(questions, prompts, texts)]
 
     def run(self, questions: list[dict], answers_file: str | Path, batch_size: int = 1, prompt_suffix: str = "",
-            progress: bool = True) -> int:
-        """Answer every question not yet in `answers_file`, appending batch by batch; returns how many were new."""
+            progress: bool = True, suffix_in_text: bool = False, question_file: str | None = None,
+            overwrite: bool = False) -> int:
+        """Answer every question not yet in `answers_file`, appending batch by batch; returns how many were new.
+
+        An existing file is resumed only when this run's record matches it (`eval.answers.prepare_resume`,
+        which raises AnswersMismatch otherwise); `overwrite` starts it over.
+        """
         from tqdm import tqdm
 
         answers_file = Path(answers_file)
-        answers_file.parent.mkdir(parents=True, exist_ok=True)
-        done = completed_ids(answers_file)
+        record = self.record(prompt_suffix, suffix_in_text, question_file)
+        info = {"batch_size": batch_size, "device": str(self.device), "num_questions": len(questions)}
+        done = prepare_resume(answers_file, record, info, overwrite)
+        run = fingerprint(record)
         todo = [q for q in questions if str(q["question_id"]) not in done]
         # Longest prompts first keeps padding low within a batch; the answers file is keyed by id, not order.
         todo.sort(key=lambda q: len(q.get("text", "")), reverse=True)
         bar = tqdm(total=len(questions), initial=len(questions) - len(todo), desc=answers_file.name, disable=not progress)
         with answers_file.open("a", encoding="utf-8") as f:
             for start in range(0, len(todo), batch_size):
-                rows = self.answer(todo[start: start + batch_size], prompt_suffix)
-                f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+                rows = self.answer(todo[start: start + batch_size], prompt_suffix, suffix_in_text)
+                f.write("".join(json.dumps({**r, "run": run}, ensure_ascii=False) + "\n" for r in rows))
                 f.flush()
                 os.fsync(f.fileno())  # a kill after this point loses nothing of this batch
                 bar.update(len(rows))
@@ -127,15 +136,10 @@ class Generator:
 
 
 def load_questions(path: str, num_chunks: int = 1, chunk_idx: int = 0, limit: int | None = None) -> list[dict]:
-    questions = read_jsonl(path)
-    seen = set()
-    for q in questions:
-        for key in ("question_id", "text"):
-            if key not in q:
-                raise ValueError(f"{path}: question {q.get('question_id', '?')!r} has no {key!r}")
-        if str(q["question_id"]) in seen:
-            raise ValueError(f"{path}: duplicate question_id {q['question_id']!r}")
-        seen.add(str(q["question_id"]))
+    """The questions of a question file (`eval.formats.read_questions`), unique ids checked, first `limit`,
+    then the `chunk_idx`-th of `num_chunks` slices."""
+    questions = read_questions(path)
+    check_unique(questions, path)
     questions = questions[:limit] if limit else questions
     return chunk(questions, num_chunks, chunk_idx)
 
@@ -160,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--num-chunks", type=int, default=1)
     ap.add_argument("--chunk-idx", type=int, default=0)
     ap.add_argument("--prompt-suffix", default="", help="Appended to each question on a new line.")
+    ap.add_argument("--suffix-in-text", action="store_true",
+                    help="The question texts already end with --prompt-suffix (LLaVA's eval files): ask them as they "
+                         "are (every text is checked).")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="Start the answers file over instead of resuming it (needed when the run differs).")
     ap.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
     add_conv_mode_flag(ap)
     ap.add_argument("--model-id", default=None, help="Recorded in each answer (default: the model path's name).")
@@ -196,15 +205,24 @@ def load_generator(model_path: str, model_base: str | None = None, device: str =
     model.to(device)
     model_id = model_id or Path(model_path.rstrip("/")).name
     return Generator(model, processor, image_folder, image_aspect_ratio, max_new_tokens, model_id,
-                     resolve_conv_mode(model_path, conv_mode))
+                     resolve_conv_mode(model_path, conv_mode), model_record(model_path, model_base, model_id))
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    questions = load_questions(args.question_file, args.num_chunks, args.chunk_idx, args.limit)
+    try:  # bad input fails before the model loads
+        questions = load_questions(args.question_file, args.num_chunks, args.chunk_idx, args.limit)
+        check_suffix(questions, args.prompt_suffix, args.suffix_in_text, args.question_file)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     generator = load_generator(args.model_path, args.model_base, args.device, args.dtype, args.image_folder,
                                args.image_aspect_ratio, args.max_new_tokens, args.model_id, args.conv_mode)
-    new = generator.run(questions, args.answers_file, args.batch_size, args.prompt_suffix)
+    try:
+        new = generator.run(questions, args.answers_file, args.batch_size, args.prompt_suffix,
+                            suffix_in_text=args.suffix_in_text, question_file=args.question_file,
+                            overwrite=args.overwrite)
+    except AnswersMismatch as e:
+        sys.exit(f"error: {e}")
     print(f"{new} new answers, {len(questions)} in total -> {args.answers_file}")
 
 

@@ -1,15 +1,19 @@
 """Metrics against cases derived by hand from the official definitions (VQA vqaEval.py, TextVQA's evaluator,
-the RRC DocVQA ANLS script, pix2struct's ChartQA relaxed accuracy, LLaVA's ScienceQA parser, coco-caption)."""
+the RRC DocVQA ANLS script, pix2struct's ChartQA relaxed accuracy, LLaVA's ScienceQA parser, lmms-eval's
+ScienceQA and VQAv2 rules, coco-caption), and against independent re-implementations of LLaVA's and lmms-eval's
+ScienceQA rules on fuzzed answers."""
 
 from __future__ import annotations
 
 import math
+import random
+import re
 import shutil
 
 import pytest
 
 from eval.metrics import METRICS, Metric, SampleError, anls, bleu4, cider, exact_match, extract_choice, mc_accuracy
-from eval.metrics import normalize_vqa_answer, relaxed_accuracy, vqa_accuracy, vqav2_accuracy
+from eval.metrics import normalize_vqa_answer, relaxed_accuracy, vqa_accuracy, vqav2_accuracy, vqav2_accuracy_lmms_eval
 from eval.metrics.text import levenshtein
 from eval.metrics.vqa import process_punctuation
 
@@ -110,13 +114,67 @@ def test_exact_match():
 CHOICES = ["photosynthesis", "respiration", "black cat", "cat"]
 
 
+def llava_science_qa(pred_text: str, num_choices: int, answer: int) -> bool:
+    """LLaVA's eval_science_qa.py scoring of one answer, re-implemented from its definition (options A-E)."""
+    options = ["A", "B", "C", "D", "E"]
+    if pred_text in options:
+        letter = pred_text
+    elif len(pred_text) >= 3 and pred_text[0] in options and pred_text[1:3] == ". ":
+        letter = pred_text[0]
+    else:
+        found = re.findall(r"The answer is ([A-Z]).", pred_text)
+        letter = found[0] if len(found) == 1 else "FAILED"
+    index = options.index(letter) if letter in options[:num_choices] else -1
+    return index == answer
+
+
+def lmms_eval_science_qa(pred: str, target_letter: str) -> bool:
+    """lmms-eval's sqa_process_results, re-implemented from its definition."""
+    target, pred = target_letter.strip().lower(), pred.strip()
+    if pred.lower() == target:
+        return True
+    return len(pred) >= 2 and pred[0].isupper() and pred[1] == "." and pred[0].lower() == target
+
+
+@pytest.mark.parametrize("text, right", [
+    ("B", True), ("B. respiration", True), ("The answer is B.", True), ("Because... The answer is B!", True),
+    # The issue's list: all of these are wrong under LLaVA's rules.
+    ("b", False), ("(B)", False), ("B)", False), ("[B]", False), ("B:", False), ("Answer: B", False),
+    ("The answer is B", False), ("respiration", False), ("B.", False), (" B ", True),  # LLaVA's text is stripped
+    ("The answer is B. The answer is B.", False),  # two phrases: LLaVA takes neither
+    ("E", False),                                   # past the last of the 4 options
+])
+def test_llava_rule_is_the_default(text, right):
+    assert mc_accuracy(text, "B", CHOICES) == float(right) == float(llava_science_qa(text.strip(), 4, 1))
+    assert METRICS["mc_accuracy"].compute({"q": text}, {"q": ["B"]}, {"q": {"choices": CHOICES}}) == float(right)
+
+
+def test_llava_and_lmms_eval_rules_equal_their_definitions_on_fuzzed_answers():
+    pieces = ["", "A", "B", "b", "C", "E", "F", "(B)", ".", ". ", " ", "The answer is ", "The answer is B.",
+              "Answer: ", "x", "\n", "B.", "c. cat", "The answer is", "is"]
+    rng = random.Random(0)
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 4))).strip()
+        n, answer = rng.randint(2, 5), rng.randint(0, 4)
+        answer = min(answer, n - 1)
+        letter = "ABCDE"[answer]
+        choices = [f"option {i}" for i in range(n)]
+        assert mc_accuracy(text, letter, choices) == float(llava_science_qa(text, n, answer)), text
+        assert mc_accuracy(text, letter, choices, "lmms_eval") == float(lmms_eval_science_qa(text, letter)), text
+
+
+def test_lmms_eval_rule():
+    assert [mc_accuracy(t, "B", rule="lmms_eval") for t in ("b", "B.", "B.photo", "B", "(B)", "The answer is B.")] \
+        == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
 @pytest.mark.parametrize("text, letter", [
     ("B", "B"), ("b", "B"), ("(B)", "B"), ("B.", "B"), ("[c]", "C"),
     ("B. photosynthesis", "B"),                 # LLaVA's prefix rule wins over the text
     ("(b) respiration", "B"), ("D) cat", "D"),
     ("The answer is B.", "B"), ("Answer: C", "C"), ("answer: b", "B"), ("The answer is (c) because", "C"),
     ("the correct answer is option B", "B"),
-    ("b) The answer is A.", "A"),               # LLaVA's "The answer is X." comes before our rules
+    ("b) The answer is A.", "A"),               # LLaVA's "The answer is X." comes before the lenient rules
     ("The answer is A. The answer is B.", None),  # answer phrases disagree
     ("Photosynthesis.", "A"),                   # choice text
     ("I think it is respiration", "B"),
@@ -125,18 +183,36 @@ CHOICES = ["photosynthesis", "respiration", "black cat", "cat"]
     ("E", None), ("F. something", None),        # past the last choice
     ("no idea", None), ("", None),
 ])
-def test_extract_choice(text, letter):
-    assert extract_choice(text, CHOICES) == letter
+def test_lenient_extractor_is_opt_in(text, letter):
+    assert extract_choice(text, CHOICES, rule="lenient") == letter
+    assert METRICS["mc_accuracy_lenient"].compute({"q": text}, {"q": ["B"]}, {"q": {"choices": CHOICES}}) \
+        == float(letter == "B")
 
 
 def test_mc_accuracy():
     assert mc_accuracy("The answer is B.", "B") == 1.0
-    assert mc_accuracy("respiration", "b", CHOICES) == 1.0 and mc_accuracy("respiration", "B") == 0.0
+    assert mc_accuracy("respiration", "b", CHOICES, "lenient") == 1.0 and mc_accuracy("respiration", "b", CHOICES) == 0
     assert extract_choice("E") == "E"           # without choices any letter is accepted
     with pytest.raises(ValueError, match="not an option letter"):
         mc_accuracy("B", "photosynthesis")
     with pytest.raises(ValueError, match="past the last"):
         mc_accuracy("B", "E", ["x", "y"])
+    with pytest.raises(SampleError, match="no 'choices'"):  # LLaVA's rule cannot tell a letter past the options
+        METRICS["mc_accuracy"].compute({"q": "B"}, {"q": ["B"]}, {"q": {}})
+    assert METRICS["mc_accuracy"].needs_questions and not METRICS["mc_accuracy_lmms_eval"].needs_questions
+
+
+@pytest.mark.parametrize("prediction, answers, ours, lmms", [
+    # Unanimous references are not normalized by the official script; lmms-eval normalizes them anyway.
+    ("Two", ["2"] * 10, 1.0, 1.0),
+    ("men's", ["men's"] * 10, 0.0, 1.0),             # LLaVA's upload splits "'s"; lmms-eval compares "men's"
+    ("yes.", ["Yes."] * 10, 0.0, 1.0),                # unanimous "Yes." stays as is for the server
+    ("red, white", ["red white"] * 3 + ["red"] * 7, 0.9, 0.9),  # 3 matches: (3 x 2/3 + 7 x 1) / 10
+    ("A dog", ["dog"] * 2 + ["cat"] * 8, 0.6, 0.6),
+])
+def test_vqav2_lmms_eval_normalization(prediction, answers, ours, lmms):
+    assert vqav2_accuracy(prediction, answers) == pytest.approx(ours)
+    assert vqav2_accuracy_lmms_eval(prediction, answers) == pytest.approx(lmms)
 
 
 def test_metric_compute_counts_missing_as_wrong_and_names_bad_samples():
@@ -178,6 +254,31 @@ def test_bleu4_matches_hand_computation(caption_scores):
     # Precisions 9/9, 7/8, 5/7, 3/6; hypothesis 9 tokens vs reference 10 -> brevity penalty exp(1 - 10/9).
     expected = math.exp(1 - 10 / 9) * (1 * 7 / 8 * 5 / 7 * 3 / 6) ** 0.25
     assert caption_scores["bleu4"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap's PTB tokenizer needs Java")
+def test_cider_tokenizes_in_coco_captions_two_calls():
+    """The PTB tokenizer reads a line with the next in view ("no." before a number stays an abbreviation), so one
+    call for references and predictions would tokenize the last reference against the first prediction."""
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    references = {1: ["Two dogs play in the snow.", "Dogs in snow."], 2: ["A man says no.", "He said no."]}
+    predictions = {1: ["3 dogs play in the snow."], 2: ["a man says no"]}
+
+    def captions(d):
+        return {k: [{"caption": c} for c in v] for k, v in d.items()}
+
+    # coco-caption's COCOEvalCap.evaluate: tokenize the references, then the results, then score.
+    refs, preds = PTBTokenizer().tokenize(captions(references)), PTBTokenizer().tokenize(captions(predictions))
+    official = Cider().compute_score(refs, preds)[0]
+    one_call = PTBTokenizer().tokenize({**{("r", k): v for k, v in captions(references).items()},
+                                        **{("p", k): v for k, v in captions(predictions).items()}})
+    assert one_call[("r", 2)][1] == "he said no." and refs[2][1] == "he said no"  # the shortcut's other token
+    shortcut = Cider().compute_score({k: one_call[("r", k)] for k in references},
+                                     {k: one_call[("p", k)] for k in predictions})[0]
+    assert cider(references, predictions) == pytest.approx(official, abs=1e-12)
+    assert abs(shortcut - official) > 1e-3
 
 
 def test_caption_inputs_are_checked():

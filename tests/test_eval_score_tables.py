@@ -80,22 +80,34 @@ def test_bad_answer_files_name_file_line_and_id(files, extra_row, message):
     assert f"{bad}:4" in str(err.value.code) and message in str(err.value.code)
 
 
-def test_question_file_enables_choices_and_must_match_annotations(files, capsys):
+def test_lettered_scores_follow_llava_by_default_and_need_the_question_file(files, capsys):
     tmp, q, a, r = files
     mcq_q = jsonl(tmp / "mq.jsonl", [read_jsonl(q)[2]])
     mcq_a = jsonl(tmp / "ma.jsonl", [read_jsonl(a)[2]])
     by_text = jsonl(tmp / "mr.jsonl", [{"question_id": "x3", "text": "It is a dog."}])
-    assert run_score(capsys, "--metric", "mc_accuracy", "--result-file", by_text, "--annotation-file", mcq_a,
-                     "--question-file", mcq_q)["score"] == 100.0
-    assert run_score(capsys, "--metric", "mc_accuracy", "--result-file", by_text,
-                     "--annotation-file", mcq_a)["score"] == 0.0                  # no choices, no text fallback
+    official = run_score(capsys, "--metric", "mc_accuracy", "--result-file", by_text, "--annotation-file", mcq_a,
+                         "--question-file", mcq_q)
+    assert official["score"] == 0.0 and official["metric"] == "mc_accuracy"      # LLaVA reads no letter in it
+    lenient = run_score(capsys, "--metric", "mc_accuracy_lenient", "--result-file", by_text, "--annotation-file",
+                        mcq_a, "--question-file", mcq_q)
+    assert lenient["score"] == 100.0 and lenient["metric"] == "mc_accuracy_lenient"  # the opt-in, named as such
+    for metric in ("mc_accuracy", "mc_accuracy_lenient"):  # never a different score without the options
+        with pytest.raises(SystemExit, match="pass --question-file"):
+            score_cli.main(["--metric", metric, "--result-file", str(by_text), "--annotation-file", str(mcq_a)])
+    with pytest.raises(SystemExit, match="--limit reads the question rows"):
+        score_cli.main(["--metric", "exact_match", "--result-file", str(r), "--annotation-file", str(a),
+                        "--limit", "1"])
     with pytest.raises(SystemExit) as err:
         score_cli.main(["--metric", "mc_accuracy", "--result-file", str(r), "--annotation-file", str(a),
                         "--question-file", str(mcq_q)])
     assert "hold different questions" in str(err.value.code)
     with pytest.raises(SystemExit) as err:   # a reference that is not a letter is named with its file and id
-        score_cli.main(["--metric", "mc_accuracy", "--result-file", str(r), "--annotation-file", str(a)])
-    assert f"{a}: question_id '1'" in str(err.value.code)
+        score_cli.main(["--metric", "mc_accuracy", "--result-file", str(r), "--annotation-file", str(a),
+                        "--question-file", str(q)])
+    assert f"{a} (questions: {q}): question_id '1'" in str(err.value.code)
+    limited = run_score(capsys, "--metric", "exact_match", "--result-file", r, "--annotation-file", a,
+                        "--question-file", q, "--limit", "2")   # the answer to x3 is past the limit: not scored
+    assert limited["n"] == 2 and limited["score"] == 50.0
 
 
 def test_jsonl_errors_name_file_and_line(tmp_path):
@@ -114,7 +126,9 @@ def test_jsonl_errors_name_file_and_line(tmp_path):
 def test_builtin_registry_is_complete():
     registry = load_registry()
     expected = {"scienceqa_img", "docvqa", "chartqa", "textvqa", "ocrvqa", "iconqa", "vqav2", "gqa", "flickr30k",
-                "coco_caption", "minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq"}
+                "coco_caption", "minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq",
+                "scienceqa_img_lmms", "textvqa_lmms", "chartqa_lmms", "vqav2_lmms",
+                "scienceqa_llava", "textvqa_llava", "gqa_llava", "vqav2_testdev_llava"}
     assert set(registry) == expected
     assert {n: registry[n].metric for n in ("scienceqa_img", "docvqa", "chartqa", "textvqa", "flickr30k")} == {
         "scienceqa_img": "mc_accuracy", "docvqa": "anls", "chartqa": "relaxed_accuracy", "textvqa": "vqa_accuracy",
@@ -184,7 +198,14 @@ def test_eval_script_passes_model_base_and_extra_flags():
     out = subprocess.run(["bash", "scripts/eval/chartqa.sh", "ckpt/lora", "base/llava", "--seed", "1"], cwd=REPO,
                          env=env, capture_output=True, text=True, check=True).stdout.split()
     assert out == ["-m", "eval.run", "--model-path", "ckpt/lora", "--model-base", "base/llava", "--benchmarks",
-                   "chartqa", "--output-dir", "results/eval/lora", "--batch-size", "2", "--seed", "1"]
+                   "chartqa", "--output-dir", "results/eval/ckpt__lora", "--batch-size", "2", "--conv-mode", "llava_v1",
+                   "--seed", "1"]
+    # Two checkpoints with the same folder name get two output folders.
+    dirs = {subprocess.run(["bash", "scripts/eval/chartqa.sh", path], cwd=REPO, env=env, capture_output=True,
+                           text=True, check=True).stdout.split("--output-dir ")[1].split()[0]
+            for path in ("runs/seed0/final", "runs/seed1/final/", "/abs/runs/seed0/final")}
+    assert dirs == {"results/eval/runs__seed0__final", "results/eval/runs__seed1__final",
+                    "results/eval/abs__runs__seed0__final"}
     usage = subprocess.run(["bash", "scripts/eval/chartqa.sh"], cwd=REPO, env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
     assert DEFAULT_DATA_ROOT == "playground/data/eval"
@@ -231,3 +252,18 @@ def test_tables_reject_duplicates_and_metric_changes(tmp_path):
     c.write_text(json.dumps({"method": "x", "scores": {"docvqa": {"score": "high"}}}))
     with pytest.raises(SystemExit, match=r"c.json: scores\['docvqa'\] must be an object with a numeric 'score'"):
         tables.main([str(c)])
+
+
+def test_readme_parity_table_covers_the_registry():
+    """Every registered benchmark has a row in the README's parity table, with the reference its entry names."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Parity with published numbers"):text.index("### Adding your own visual task")]
+    names = {"LLaVA-1.5": "llava-1.5", "lmms-eval": "lmms-eval", "neither": "none"}
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first, reference = line.split(" | ")[:2]
+            for name in first.strip("| ").split(", "):
+                rows[name.strip("`")] = next(v for k, v in names.items() if reference.startswith(k))
+    registry = load_registry()
+    assert rows == {name: bench.reference for name, bench in registry.items()}

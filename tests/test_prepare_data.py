@@ -119,19 +119,36 @@ def _answers(tmp_path: Path, texts: dict) -> Path:
     return path
 
 
-def test_textvqa_majority_target_and_ocr_tokens(tmp_path):
+def test_textvqa_as_llava_by_default_and_lmms_eval_without_ocr(tmp_path):
     path = save(tmp_path, "tvqa", {
-        "image_id": ["img1"], "question_id": [34602], "question": ["what brand is this?"],
-        "image": [picture(5)], "answers": [["sony"] * 3 + ["Sony"] * 6 + ["sony tv"]],
-        "ocr_tokens": [["SONY", "TV"]], "set_name": ["val"],
+        "image_id": ["img1", "img2"], "question_id": [34602, 34603],
+        "question": ["what brand is this?", "what does the NASA sign say?"],
+        "image": [picture(5), picture(6)], "answers": [["sony"] * 3 + ["Sony"] * 6 + ["sony tv"], ["launch"] * 10],
+        "ocr_tokens": [["DAKOTA", "DIGITAL", "Single-Use"], []], "set_name": ["val", "val"],
     }, {"image_id": STR, "question_id": Value("int32"), "question": STR, "image": Image(), "answers": STRS,
         "ocr_tokens": STRS, "set_name": STR})
-    train, questions, annotations, out = convert(textvqa, tmp_path, path, "validation", "--ocr-tokens")
+    train, questions, annotations, out = convert(textvqa, tmp_path, path, "validation")
     assert questions[0]["question_id"] == "34602" and len(annotations[0]["answers"]) == 10
-    assert questions[0]["text"] == "what brand is this?\nReference OCR token: SONY, TV"
+    # LLaVA's llava_textvqa_val_v051_ocr.jsonl wording: capital first letter, the tokens in their own casing.
+    assert questions[0]["text"] == "What brand is this?\nReference OCR token: DAKOTA, DIGITAL, Single-Use"
+    assert questions[1]["text"] == "What does the NASA sign say?"          # no tokens: no OCR line
+    assert train[0]["conversations"][0]["value"] == (
+        "<image>\n" + questions[0]["text"] + "\nAnswer the question using a single word or phrase.")
     assert train[0]["conversations"][1]["value"] == "Sony"
-    assert oracle_score(tmp_path, "textvqa", out / "textvqa/validation_questions.jsonl",
-                        out / "textvqa/validation_annotations.jsonl") == 100.0
+    noocr = read_jsonl(out / "textvqa/validation_noocr_questions.jsonl")   # lmms-eval's: str.capitalize, no OCR
+    assert [q["text"] for q in noocr] == ["What brand is this?", "What does the nasa sign say?"]
+    assert [q["question_id"] for q in noocr] == ["34602", "34603"] and noocr[0]["image"] == questions[0]["image"]
+    for bench, qfile in (("textvqa", "validation_questions.jsonl"), ("textvqa_lmms", "validation_noocr_questions.jsonl")):
+        bench_entry = get_benchmarks([bench])[0]
+        assert bench_entry.question_file == f"textvqa/{qfile}"
+        assert oracle_score(tmp_path, bench, out / "textvqa" / qfile, out / "textvqa/validation_annotations.jsonl") == 100
+    train, questions, _, _ = convert(textvqa, tmp_path, path, "validation", "--no-ocr-tokens")
+    assert questions[0]["text"] == "What brand is this?" and "OCR" not in train[0]["conversations"][0]["value"]
+    bare = save(tmp_path, "tvqa_bare", {"image_id": ["i"], "question_id": [1], "question": ["q?"], "image": [picture(1)],
+                                        "answers": [["a"] * 10]},
+                {"image_id": STR, "question_id": INT, "question": STR, "image": Image(), "answers": STRS})
+    with pytest.raises(ValueError, match="no 'ocr_tokens' column"):
+        convert(textvqa, tmp_path, bare, "validation")
 
 
 def test_ocrvqa_one_item_per_question(tmp_path):
@@ -208,18 +225,35 @@ def test_gqa_joins_separate_image_config_from_parquet_snapshot(tmp_path):
                         out / "gqa/testdev_annotations.jsonl") == 100.0
 
 
+def flickr30k_snapshot(root: Path) -> Path:
+    """umaru97/flickr30k_train_val_test as the hub stores it: data/<split>-00000-of-00001-<hash>.parquet, one file per
+    Karpathy split, with nlphuji/flickr30k's columns (its "split" column repeats the split)."""
+    features = Features({"image": Image(), "caption": STRS, "sentids": STRS, "split": STR, "img_id": STR,
+                         "filename": STR})
+    for n, (split, ids) in enumerate([("train", ["101", "102"]), ("val", ["103"]), ("test", ["100", "104"])]):
+        rows = {"image": [picture(13 + int(i) - 100) for i in ids],
+                "caption": [[f"A dog runs {i}.", "A brown dog."] if i == "100" else [f"Two people {i}."] for i in ids],
+                "sentids": [[f"{i}0", f"{i}1"] if i == "100" else [f"{i}0"] for i in ids], "split": [split] * len(ids),
+                "img_id": ids, "filename": [f"{i}.jpg" for i in ids]}
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        Dataset.from_dict(rows, features=features).to_parquet(str(root / "data" / f"{split}-00000-of-00001-{n}f4c5.parquet"))
+    return root
+
+
 def test_captions_one_training_record_per_caption(tmp_path):
-    flickr = save(tmp_path, "flickr", {
-        "image": [picture(13), picture(14)], "caption": [["A dog runs.", "A brown dog."], ["Two people."]],
-        "sentids": [["1", "2"], ["3"]], "split": ["test", "train"], "img_id": ["100", "101"],
-        "filename": ["100.jpg", "101.jpg"],
-    }, {"image": Image(), "caption": STRS, "sentids": STRS, "split": STR, "img_id": STR, "filename": STR})
-    train, questions, annotations, _ = convert(flickr30k, tmp_path, flickr, "test", "--karpathy-split", "test")
-    assert [q["question_id"] for q in questions] == ["100"] and [t["id"] for t in train] == ["100_0", "100_1"]
-    assert annotations[0]["answers"] == ["A dog runs.", "A brown dog."]
+    assert flickr30k.SPEC.default_dataset == "umaru97/flickr30k_train_val_test"  # parquet: loads with datasets 5
+    snapshot = flickr30k_snapshot(tmp_path / "flickr30k_train_val_test")
+    train, questions, annotations, out = convert(flickr30k, tmp_path, str(snapshot), "test")
+    assert [q["question_id"] for q in questions] == ["100", "104"] and [t["id"] for t in train[:2]] == ["100_0", "100_1"]
+    assert annotations[0]["answers"] == ["A dog runs 100.", "A brown dog."]
     assert train[1]["conversations"] == [
         {"from": "human", "value": "<image>\nProvide a one-sentence caption for the provided image."},
         {"from": "gpt", "value": "A brown dog."}]
+    assert questions[0]["image"] == "flickr30k/100.png"
+    _, val, _, _ = convert(flickr30k, tmp_path, str(snapshot), "val", "--karpathy-split", "val")
+    assert [q["question_id"] for q in val] == ["103"]
+    assert oracle_score(tmp_path, "flickr30k", out / "flickr30k/test_questions.jsonl",
+                        out / "flickr30k/test_annotations.jsonl") > 100  # CIDEr of the references themselves
     coco = save(tmp_path, "coco", {"question_id": ["COCO_val2014_000000000042.jpg"], "image": [picture(15)],
                                    "question": ["caption"], "answer": [["A cat.", "A kitten sleeping."]]},
                 {"question_id": STR, "image": Image(), "question": STR, "answer": STRS})

@@ -7,12 +7,19 @@ Per-sample metrics score one prediction in [0, 1] and a benchmark's score is the
 | name             | function           | used for                            |
 |------------------|--------------------|-------------------------------------|
 | vqa_accuracy     | `vqa_accuracy`     | TextVQA (and any VQA-style task)     |
-| vqav2_accuracy   | `vqav2_accuracy`   | VQA v2                              |
+| vqav2_accuracy   | `vqav2_accuracy`   | VQA v2 (LLaVA's upload, official server) |
+| vqav2_accuracy_lmms_eval | `vqav2_accuracy_lmms_eval` | VQA v2 as lmms-eval scores it |
 | anls             | `anls`             | DocVQA, OCR-style answers           |
 | relaxed_accuracy | `relaxed_accuracy` | ChartQA                             |
-| mc_accuracy      | `mc_accuracy`      | ScienceQA and lettered choices      |
+| mc_accuracy      | `mc_accuracy` (rule "llava") | ScienceQA and every lettered task: LLaVA's official rules |
+| mc_accuracy_lmms_eval | rule "lmms_eval" | lmms-eval's ScienceQA rule        |
+| mc_accuracy_lenient | rule "lenient"  | opt-in lenient extraction (not comparable) |
 | exact_match      | `exact_match`      | GQA, OCR-VQA, IconQA                |
 | cider / bleu4    | `cider`, `bleu4`   | captioning (COCO, Flickr30k)        |
+
+A metric whose `needs_questions` is set reads each question's row (the lettered ones need its "choices": LLaVA's
+rule rejects a letter past the last option), so eval.score refuses to run it without the question file instead
+of scoring differently from eval.run.
 """
 
 from __future__ import annotations
@@ -22,9 +29,9 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, Sequence
 
 from eval.metrics.caption import bleu4, cider
-from eval.metrics.choice import extract_choice, mc_accuracy
+from eval.metrics.choice import CHOICE_RULES, extract_choice, mc_accuracy
 from eval.metrics.text import anls, exact_match, levenshtein, normalize_exact, relaxed_accuracy
-from eval.metrics.vqa import normalize_vqa_answer, vqa_accuracy, vqav2_accuracy
+from eval.metrics.vqa import normalize_vqa_answer, vqa_accuracy, vqav2_accuracy, vqav2_accuracy_lmms_eval
 
 SampleFn = Callable[[str, Sequence[str], Mapping[str, Any]], float]
 CorpusFn = Callable[[Mapping[str, Sequence[str]], Mapping[str, Sequence[str]]], float]
@@ -48,6 +55,8 @@ class Metric:
     """(prediction, reference answers, question row) -> score in [0, 1]; None for a corpus metric."""
     corpus: CorpusFn | None = None
     """({id: references}, {id: [prediction]}) -> corpus score; None for a per-sample metric."""
+    needs_questions: bool = False
+    """Whether scoring reads the question rows (e.g. their "choices"); eval.score then requires --question-file."""
 
     def compute(self, predictions: Mapping[str, str | None], references: Mapping[str, Sequence[str]],
                 questions: Mapping[str, Mapping[str, Any]] | None = None) -> float:
@@ -74,17 +83,26 @@ class Metric:
         return total / len(references)
 
 
-def _mc(prediction: str, answers: Sequence[str], question: Mapping[str, Any]) -> float:
-    # The question file's "choices" (when given) enable the range check and the choice-text fallback.
-    return max(mc_accuracy(prediction, a, question.get("choices")) for a in answers)
+def _mc(rule: str) -> SampleFn:
+    def score(prediction: str, answers: Sequence[str], question: Mapping[str, Any]) -> float:
+        choices = question.get("choices")
+        if rule == "llava" and not choices:
+            # LLaVA's rule counts a letter past the last option as wrong, so it cannot score without them.
+            raise ValueError("the question row has no 'choices' (LLaVA's rule needs the number of options)")
+        return max(mc_accuracy(prediction, a, choices, rule) for a in answers)
+    return score
 
 
 METRICS: Mapping[str, Metric] = MappingProxyType({
     "vqa_accuracy": Metric("vqa_accuracy", per_sample=lambda p, a, q: vqa_accuracy(p, a)),
     "vqav2_accuracy": Metric("vqav2_accuracy", per_sample=lambda p, a, q: vqav2_accuracy(p, a)),
+    "vqav2_accuracy_lmms_eval": Metric("vqav2_accuracy_lmms_eval",
+                                       per_sample=lambda p, a, q: vqav2_accuracy_lmms_eval(p, a)),
     "anls": Metric("anls", per_sample=lambda p, a, q: anls(p, a)),
     "relaxed_accuracy": Metric("relaxed_accuracy", per_sample=lambda p, a, q: relaxed_accuracy(p, a)),
-    "mc_accuracy": Metric("mc_accuracy", per_sample=_mc),
+    "mc_accuracy": Metric("mc_accuracy", per_sample=_mc("llava"), needs_questions=True),
+    "mc_accuracy_lmms_eval": Metric("mc_accuracy_lmms_eval", per_sample=_mc("lmms_eval")),
+    "mc_accuracy_lenient": Metric("mc_accuracy_lenient", per_sample=_mc("lenient"), needs_questions=True),
     "exact_match": Metric("exact_match", per_sample=lambda p, a, q: exact_match(p, a)),
     "cider": Metric("cider", corpus=cider),
     "bleu4": Metric("bleu4", corpus=bleu4),
@@ -99,7 +117,7 @@ def get_metric(name: str) -> Metric:
 
 
 __all__ = [
-    "METRICS", "Metric", "SampleError", "get_metric", "anls", "bleu4", "cider", "exact_match", "extract_choice",
+    "CHOICE_RULES", "METRICS", "Metric", "SampleError", "get_metric", "anls", "bleu4", "cider", "exact_match", "extract_choice",
     "levenshtein", "mc_accuracy", "normalize_exact", "normalize_vqa_answer", "relaxed_accuracy", "vqa_accuracy",
-    "vqav2_accuracy",
+    "vqav2_accuracy", "vqav2_accuracy_lmms_eval",
 ]

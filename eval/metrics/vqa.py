@@ -149,3 +149,17 @@ def vqav2_accuracy(prediction: str, answers: Sequence[str]) -> float:
         refs = [process_digit_article(process_punctuation(r)) for r in refs]
         pred = process_digit_article(process_punctuation(pred))
     return _leave_one_out(pred, refs)
+
+
+def vqav2_accuracy_lmms_eval(prediction: str, answers: Sequence[str]) -> float:
+    """VQA v2 accuracy in [0, 1] as lmms-eval's ``vqav2_val`` computes it (``vqav2_process_results``).
+
+    It differs from `vqav2_accuracy` in two ways: the prediction is not passed through the EvalAI answer
+    processor first (no lower-casing before the punctuation rule, no "'s" split, "," and "?" handled by the
+    punctuation rule), and `process_punctuation` + `process_digit_article` are applied to both sides even
+    when the references are unanimous. Newlines and tabs become spaces and both sides are stripped first.
+    """
+    def clean(s: str) -> str:
+        return process_digit_article(process_punctuation(s.replace("\n", " ").replace("\t", " ").strip()))
+
+    return _leave_one_out(clean(prediction), [clean(a) for a in answers])

@@ -1,4 +1,12 @@
-"""Image paths and pixels: safe resolution under the image folder, LLaVA's `pad` aspect ratio."""
+"""Image paths and pixels: safe resolution under the image folder, LLaVA's `pad` aspect ratio, and the image
+processor LLaVA computes pixels with.
+
+Pixels are LLaVA-1.5's: `load_image` pads to a square in `int(255 * mean)` (LLaVA's `expand2square` colour,
+(122, 116, 104) for CLIP), and `load_image_processor` loads the checkpoint's image processor with the PIL backend
+(bicubic PIL resize, centre crop, rescale, CLIP normalisation: the CLIPImageProcessor LLaVA used). Left to
+itself, transformers picks its torchvision backend whenever torchvision is installed, which resizes with
+torchvision's own kernels and gives other pixels; torchvision is never needed here.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +64,26 @@ def load_image(path: Path, aspect_ratio: str, image_mean: list[float] | None) ->
         raise ImageError(f"image {path} is unreadable: {e}") from e
     if aspect_ratio == "pad":
         mean = image_mean or [0.5, 0.5, 0.5]
-        img = expand_to_square(img, tuple(int(round(255 * m)) for m in mean))
+        img = expand_to_square(img, tuple(int(255 * m) for m in mean))  # int(), not round(): LLaVA's colour
     elif aspect_ratio != "original":
         raise ValueError(f"--image_aspect_ratio must be 'pad' or 'original', got {aspect_ratio!r}")
     return img
+
+
+def load_image_processor(source: str):
+    """The image processor of checkpoint `source` with transformers' PIL backend (see the module docstring).
+
+    Only the image processor gets `backend="pil"`: passed to AutoProcessor it would reach the tokenizer too.
+    """
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(source, backend="pil")
+
+
+def load_processor(source: str):
+    """AutoProcessor of `source` (never remote code) with its image processor on the PIL backend."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(source)
+    processor.image_processor = load_image_processor(source)
+    return processor

@@ -24,7 +24,7 @@ def _processor_source(model_path: str, model_base: str | None) -> str:
 def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dtype = torch.float32,
                  attn_implementation: str | None = None):
     """(model, processor, kind) with kind in {"full", "peft", "moelora"}; the model is in eval mode."""
-    from transformers import AutoProcessor
+    from ..data.images import load_processor
 
     path = Path(model_path)
     if not path.is_dir():
@@ -50,5 +50,5 @@ def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dt
     else:
         raise FileNotFoundError(f"{model_path} holds neither adapter_config.json nor moelora_config.json")
     load_non_lora(model, model_path)
-    processor = AutoProcessor.from_pretrained(_processor_source(model_path, model_base))
+    processor = load_processor(_processor_source(model_path, model_base))  # PIL image backend, as load_base
     return model.eval(), processor, kind

@@ -35,12 +35,14 @@ def resolve_dtype(name: str, bf16: bool = False, fp16: bool = False) -> torch.dt
 
 def load_base(model_name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str | None = None):
     """(model, processor) from a checkpoint, everything frozen. Remote code is never trusted."""
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
+
+    from ..data.images import load_processor
 
     model = LlavaForConditionalGeneration.from_pretrained(
         model_name_or_path, dtype=dtype, attn_implementation=attn_implementation or default_attn_implementation(),
     )
-    processor = AutoProcessor.from_pretrained(model_name_or_path)
+    processor = load_processor(model_name_or_path)  # PIL image backend: LLaVA's pixels, torchvision or not
     model.requires_grad_(False)
     return model, processor
 

@@ -4,8 +4,16 @@
 #
 # MODEL_BASE (optional, for LoRA adapters) is taken when the second argument does not start with "--".
 # Environment overrides: PYTHON (default python), DATA_ROOT (eval.run's --data-root, which takes precedence over
-# an entry's own data_root), OUTPUT_DIR (default results/eval/<model dir name>),
+# an entry's own data_root), OUTPUT_DIR (default results/eval/<the model path with "/" -> "__">, so that
+# ckpt/seed0/final and ckpt/seed1/final never share a folder; the answers' record catches any other reuse),
 # BATCH_SIZE (default 8), CONV_MODE (default llava_v1: LLaVA-1.5's vicuna_v1 format, which its published numbers use).
+
+output_name() {  # ckpt/seed0/final -> ckpt__seed0__final (a leading "./" or "/" and a trailing "/" dropped)
+    local path="${1%/}"
+    path="${path#./}"
+    path="${path#/}"
+    echo "${path//\//__}"
+}
 
 run_benchmark() {
     local bench="$1"
@@ -25,7 +33,7 @@ run_benchmark() {
     if [ -n "${DATA_ROOT:-}" ]; then
         args+=(--data-root "$DATA_ROOT")
     fi
-    args+=(--output-dir "${OUTPUT_DIR:-results/eval/$(basename "$model_path")}")
+    args+=(--output-dir "${OUTPUT_DIR:-results/eval/$(output_name "$model_path")}")
     args+=(--batch-size "${BATCH_SIZE:-8}" --conv-mode "${CONV_MODE:-llava_v1}")
     exec ${PYTHON:-python} -m eval.run "${args[@]}" "$@"
 }

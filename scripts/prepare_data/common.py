@@ -7,6 +7,7 @@ alone decides the file layout and the prompt rule::
     <output-dir>/images/<task>/<image file>           each distinct image once, with its original bytes
     <output-dir>/train/<task>_<split>.json           LLaVA training JSON: one record per (item, target)
     <output-dir>/<task>/<split>_questions.jsonl      {"question_id", "image", "text", "task", ...extra}
+    <output-dir>/<task>/<split>_<variant>_questions.jsonl   the same questions worded another way (Item.variants)
     <output-dir>/<task>/<split>_annotations.jsonl    {"question_id", "answers"}
 
 Image paths in both are relative to ``<output-dir>/images``, so one image folder serves every converted
@@ -54,6 +55,9 @@ class Item:
     identical pictures are stored once even when the source has no image id."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Additional question-file fields (e.g. "choices"); never shown to the model by eval.run."""
+    variants: Mapping[str, str] = field(default_factory=dict)
+    """{variant: text}: the question worded for another reference's protocol (TextVQA "noocr": lmms-eval's,
+    without the OCR line), written to <split>_<variant>_questions.jsonl; training uses `text`."""
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,7 @@ def run(spec: DatasetSpec, argv: Sequence[str] | None = None, description: str =
     out = Path(args.output_dir)
     images = _ImageWriter(out / "images", spec.task)
     train, questions, annotations, seen = [], [], [], {}
+    variants: dict[str, list[dict]] = {}
     for index, row in enumerate(source):
         for item in spec.convert(row, index, args, resources):
             where = f"{args.dataset} ({args.split}) row {index}, question {item.id!r}"
@@ -228,6 +233,8 @@ def run(spec: DatasetSpec, argv: Sequence[str] | None = None, description: str =
             question, annotation, records = _records(item, image, spec.task, suffix_rule.prompt(item.text), where)
             questions.append(question)
             annotations.append(annotation)
+            for name, text in item.variants.items():
+                variants.setdefault(name, []).append({**question, "text": text})
             train.extend(records)
     if not questions:
         raise ValueError(f"{args.dataset} ({args.split}): no questions were produced")
@@ -237,6 +244,12 @@ def run(spec: DatasetSpec, argv: Sequence[str] | None = None, description: str =
     write_json(paths["train"], train)
     write_jsonl(paths["questions"], questions)
     write_jsonl(paths["annotations"], annotations)
+    for name, rows in variants.items():
+        if len(rows) != len(questions):
+            raise ValueError(f"{args.dataset} ({args.split}): variant {name!r} words {len(rows)} of the "
+                             f"{len(questions)} questions; a variant must word every question")
+        paths[f"questions_{name}"] = out / spec.task / f"{args.split}_{name}_questions.jsonl"
+        write_jsonl(paths[f"questions_{name}"], rows)
     print(f"{spec.task} {args.split}: {len(questions)} questions, {len(train)} training records, "
           f"{len(images.written)} images -> {out}")
     return paths
