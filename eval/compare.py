@@ -1,10 +1,11 @@
 """Paired comparison of methods against a baseline, with bootstrap confidence intervals over seeds and questions.
 
-    python -m eval.compare results/*/scores.json --baseline lora [--benchmarks a,b] [--data-root D]
-        [--benchmark-dir DIR] [--n-boot 2000] [--seed 0] [--output PREFIX]
+    python -m eval.compare results/*/scores.json --baseline lora [--benchmarks a,b] [--n-boot 2000] [--seed 0]
+        [--output PREFIX]
 
-Input: the `scores.json` files `eval.run` writes, one per (method, seed); each names its answers files. Every
-question's score is recomputed from the answers (per-sample metrics: the metric of that answer; CIDEr: the
+Input: the `scores.json` files `eval.run` writes, one per (method, seed); for each benchmark they store the
+eval.score command that reproduces its score (answers, annotation and question files). Every question's score is
+recomputed from those files (per-sample metrics: the metric of that answer; CIDEr: the
 per-image CIDEr-D, with document frequencies from the whole test set, whose mean is coco-caption's corpus score).
 
 For each method M and benchmark, over the seeds both M and the baseline B were run with (paired by seed: same
@@ -32,10 +33,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from eval.benchmarks import get_benchmarks
-from eval.io import read_by_id, read_json, write_json
+from eval.formats import load_annotations, load_benchmark
+from eval.io import read_json, write_json
 from eval.metrics import get_metric
-from eval.score import load_annotations, load_predictions
+from eval.score import load_predictions
 
 
 @dataclass
@@ -69,28 +70,40 @@ def per_question_scores(metric_name: str, predictions: dict[str, str], reference
     return {qid: 100.0 * float(s) for qid, s in zip(ids, scores)}
 
 
-def load_run(path: str | Path, benchmarks: dict, data_root: str | None) -> Run:
-    """A `scores.json` of eval.run with each listed benchmark's per-question scores recomputed from its answers."""
+def _rescore_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    """The files and settings of an eval.score command line (what eval.run stores as "rescore")."""
+    parser = argparse.ArgumentParser(add_help=False)
+    for flag in ("--metric", "--result-file", "--annotation-file", "--question-file", "--group-by"):
+        parser.add_argument(flag)
+    parser.add_argument("--annotation-format", default="jsonl")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--allow-missing", action="store_true")
+    return parser.parse_args(list(argv))
+
+
+def load_run(path: str | Path, benchmarks: Sequence[str] | None = None) -> Run:
+    """A `scores.json` of eval.run with each benchmark's per-question scores recomputed from the files its
+    stored eval.score command names (the same files, loaded the same way, as the score in the file)."""
     result = read_json(path)
     scores = {}
     for name, summary in result.get("scores", {}).items():
-        if name not in benchmarks:
+        if benchmarks is not None and name not in benchmarks:
             continue
-        bench = benchmarks[name]
-        answers = summary.get("answers_file")
-        if not answers:
-            raise ValueError(f"{path}: benchmark {name} names no answers_file")
-        files = bench.paths(data_root)
-        references = load_annotations(files.annotation_file)
-        predictions = load_predictions(answers, set(references))
-        if summary.get("n", len(references)) < len(references):  # an eval.run --limit run scored what it asked
-            references = {q: r for q, r in references.items() if q in predictions}
-        rows = read_by_id(files.question_file) if files.question_file.is_file() else None
-        scores[name] = per_question_scores(summary.get("metric", bench.metric), predictions, references, rows)
+        if "rescore" not in summary:
+            raise ValueError(f"{path}: benchmark {name} has no stored eval.score command (not written by eval.run, "
+                             f"or a server-scored split)")
+        args = _rescore_arguments(summary["rescore"])
+        if args.question_file is None:
+            questions, references, skipped = None, load_annotations(args.annotation_file), frozenset()
+        else:
+            joined = load_benchmark(args.question_file, args.annotation_file, args.annotation_format, args.limit)
+            questions, references, skipped = joined.questions, joined.annotations, joined.skipped
+        predictions = load_predictions(args.result_file, set(references), skipped)
+        scores[name] = per_question_scores(args.metric, predictions, references, questions)
         recomputed = float(np.mean(list(scores[name].values())))
-        if "score" in summary and abs(recomputed - summary["score"]) > 1e-6 * max(1.0, abs(summary["score"])):
+        if abs(recomputed - summary["score"]) > 1e-6 * max(1.0, abs(summary["score"])):
             raise ValueError(f"{path}: {name}: per-question scores average {recomputed:.6f}, but the file says "
-                             f"{summary['score']:.6f} (other annotations or data root than when it was scored?)")
+                             f"{summary['score']:.6f} (were the answers or annotations changed since?)")
     return Run(str(result.get("method") or Path(path).parent.name), result.get("seed"), scores)
 
 
@@ -185,8 +198,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("results", nargs="+", help="scores.json files written by eval.run")
     parser.add_argument("--baseline", required=True, help="the method every other is compared with (e.g. lora)")
     parser.add_argument("--benchmarks", help="comma-separated columns (default: all benchmarks of the first file)")
-    parser.add_argument("--data-root", default=None, help="as given to eval.run (where the annotation files are)")
-    parser.add_argument("--benchmark-dir", action="append", default=[], help="extra registry folder (repeatable)")
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
     parser.add_argument("--digits", type=int, default=2)
@@ -195,8 +206,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     try:
         names = ([b.strip() for b in args.benchmarks.split(",") if b.strip()] if args.benchmarks
                  else list(read_json(args.results[0])["scores"]))
-        benchmarks = {b.name: b for b in get_benchmarks(names, args.benchmark_dir)}
-        runs = [load_run(p, benchmarks, args.data_root) for p in args.results]
+        runs = [load_run(p, names) for p in args.results]
         result = compare(runs, args.baseline, names, args.n_boot, args.seed)
     except (ValueError, KeyError) as e:
         sys.exit(f"error: {e}")

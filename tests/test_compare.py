@@ -57,37 +57,34 @@ def test_bootstrap_equals_the_loop_and_behaves():
         paired_bootstrap(runs("m", {9: base[0]}), b, ["b"], 10, np.random.default_rng(0))
 
 
-def test_scores_files_round_trip_through_the_cli(tmp_path, capsys):
-    """Two methods, two seeds, an accuracy benchmark from a registry folder: the recomputed scores equal the
-    files' and the table marks a real difference."""
-    root = tmp_path / "data"
+def test_scores_files_round_trip_through_the_cli(tmp_path):
+    """Two methods, two seeds, an accuracy benchmark scored by eval.run's own scoring function: the recomputed
+    scores equal the files' and the table marks a real difference."""
+    from eval.score import rescore_command, score_files
+
     qids = [f"q{i}" for i in range(30)]
-    write_jsonl(root / "t/q.jsonl", [{"question_id": q, "text": "?"} for q in qids])
-    write_jsonl(root / "t/a.jsonl", [{"question_id": q, "answers": ["yes"]} for q in qids])
-    reg = tmp_path / "reg"
-    reg.mkdir()
-    (reg / "tq.json").write_text(json.dumps({"name": "tq", "question_file": "t/q.jsonl", "annotation_file": "t/a.jsonl",
-                                             "metric": "exact_match"}))
+    write_jsonl(tmp_path / "q.jsonl", [{"question_id": q, "text": "?"} for q in qids])
+    write_jsonl(tmp_path / "a.jsonl", [{"question_id": q, "answers": ["yes"]} for q in qids])
     files = []
     for method, right in (("lora", 12), ("thanora", 24)):
         for seed in (0, 1):
             answers = tmp_path / f"{method}{seed}.jsonl"
             write_jsonl(answers, [{"question_id": q, "text": "yes" if i < right + seed else "no"}
                                   for i, q in enumerate(qids)])
-            score = 100.0 * (right + seed) / 30
+            args = dict(metric="exact_match", result_file=answers, annotation_file=tmp_path / "a.jsonl",
+                        question_file=tmp_path / "q.jsonl")
+            summary = {**score_files(**args), "rescore": rescore_command(**args)}  # what eval.run stores
             files.append(tmp_path / f"{method}{seed}.json")
-            files[-1].write_text(json.dumps({"method": method, "seed": seed, "scores": {"tq": {
-                "metric": "exact_match", "score": score, "n": 30, "answers_file": str(answers)}}}))
-    result = compare.main([*map(str, files), "--baseline", "lora", "--data-root", str(root), "--benchmark-dir",
-                           str(reg), "--n-boot", "500", "--output", str(tmp_path / "cmp")])
+            files[-1].write_text(json.dumps({"method": method, "seed": seed, "scores": {"tq": summary}}))
+    result = compare.main([*map(str, files), "--baseline", "lora", "--n-boot", "500", "--output", str(tmp_path / "c")])
     thanora = result["methods"]["thanora"]
     assert thanora["cells"]["tq"]["mean"] == pytest.approx(100 * 24.5 / 30)
     assert thanora["vs_baseline"]["tq"]["delta"] == pytest.approx(40.0) and thanora["vs_baseline"]["tq"]["low"] > 0
-    table = (tmp_path / "cmp.md").read_text()
+    table = (tmp_path / "c.md").read_text()
     assert "Δ +40.00" in table and "]*" in table
     files[0].write_text(files[0].read_text().replace('"score": 40.0', '"score": 41.0'))
     with pytest.raises(SystemExit, match="per-question scores average"):
-        compare.main([*map(str, files), "--baseline", "lora", "--data-root", str(root), "--benchmark-dir", str(reg)])
+        compare.main([*map(str, files), "--baseline", "lora"])
 
 
 def test_cider_per_image_scores_average_to_the_corpus_score():
