@@ -1,14 +1,17 @@
 # The rows of the paper's comparison table, sourced by scripts/tiny/reproduce_table.sh and
 # scripts/v1_5/reproduce_table.sh so that both chains run the same rows with the same flags.
 #   row_method ROW   the --method that trains the row
-#   row_flags ROW    the row's extra train.py flags (the ThanoRA ablations of METHOD.md)
+#   row_flags ROW    the row's extra train.py flags (the ThanoRA ablations of METHOD.md; later flags win)
 # individual must come before the merge_* rows: they merge its per-task adapters.
-TABLE_ROWS="lora dora pissa corda moelora individual merge_ta merge_ties merge_dare
+# PiSSA and CorDA run as their references do: dropout 0 (dropout would perturb their principal-component adapters
+# from step 0) and alpha = r. moelora_no_balance drops our load-balancing loss (HydraLoRA's code has none).
+TABLE_ROWS="lora dora pissa corda moelora moelora_no_balance individual merge_ta merge_ties merge_dare
   thanora thanora_no_hasi thanora_no_spr thanora_penalty_A thanora_penalty_B thanora_no_coop"
 
 row_method() {
   case $1 in
     thanora_*) echo thanora ;;
+    moelora_*) echo moelora ;;
     *)         echo "$1" ;;
   esac
 }
@@ -31,6 +34,8 @@ row_flags() {
     thanora_penalty_A) echo "--thanora_penalty A" ;;
     thanora_penalty_B) echo "--thanora_penalty B" ;;
     thanora_no_coop)   echo "--thanora_r_coop 0" ;;                                   # no cooperative block
+    pissa|corda)       echo "--lora_dropout 0 --lora_alpha $R" ;;                     # as their references
+    moelora_no_balance) echo "--moelora_balance_coef 0" ;;
     *)                 echo "" ;;
   esac
 }

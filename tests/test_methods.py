@@ -241,10 +241,21 @@ def test_merge_ta_is_the_sum_of_the_task_updates(individual, tiny_model, tmp_pat
             for name, delta in task_update(out / task).items():
                 params[name] += weight * delta
         projectors = [load_file(out / t / "non_lora_trainables.safetensors") for t in ("color", "count")]
-        for name in projectors[0]:
-            params[name].copy_((projectors[0][name] + projectors[1][name]) / 2)
+        for name in projectors[0]:  # the projector's task vectors with the adapters' weights
+            base = params[name].clone()
+            params[name].copy_(base + 1.0 * (projectors[0][name] - base) + 0.5 * (projectors[1][name] - base))
     assert kind == "peft" and json.loads((merged_out / "merge.json").read_text())["weights"] == [1.0, 0.5]
     torch.testing.assert_close(logits(merged, batch), logits(expected, batch), atol=1e-4, rtol=1e-4)
+
+
+def test_full_rank_dare_without_dropping_is_task_arithmetic(individual, tiny_model, tmp_path, batch, two_task_data):
+    """DARE at density 1 drops nothing, so at --merge_svd_rank 0 (full rank, no truncation) it is the plain sum."""
+    out, _ = individual
+    for method, extra in (("merge_ta", ()), ("merge_dare", ("--merge_density", "1", "--merge_svd_rank", "0"))):
+        run(tiny_model, two_task_data, tmp_path / method, method, "--merge_individual_dir", str(out), *extra)
+    dare, ta = (load_trained(str(tmp_path / m), tiny_model)[0] for m in ("merge_dare", "merge_ta"))
+    assert json.loads((tmp_path / "merge_dare/adapter_config.json").read_text())["r"] == 64  # tiny: hidden 64
+    torch.testing.assert_close(logits(dare, batch), logits(ta, batch), atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["merge_ties", "merge_dare"])

@@ -68,7 +68,9 @@ def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
             assert zero is None and parsed.method.merge_individual_dir.endswith("/individual")
             continue
         m, t = parsed.model, parsed.training
-        assert (m.lora_r, m.lora_alpha, m.mm_projector_lr, m.tune_mm_projector) == (128, 256, 2e-5, True)
+        alpha, dropout = (128, 0.0) if m.method in ("pissa", "corda") else (256, 0.05)  # their references' setting
+        assert (m.lora_r, m.lora_alpha, m.lora_dropout) == (128, alpha, dropout)
+        assert (m.mm_projector_lr, m.tune_mm_projector) == (2e-5, True)
         assert (t.learning_rate, t.num_train_epochs, t.lr_scheduler_type, t.warmup_steps) == (2e-4, 3, "cosine", 0.03)
         assert (t.model_max_length, t.gradient_checkpointing) == (2048, True)
         assert parsed.data.conv_mode == "llava_v1"  # LLaVA-1.5's own conversation format

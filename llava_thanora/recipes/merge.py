@@ -5,7 +5,8 @@
 (peft's `add_weighted_adapter`: ta = exact weighted sum, ties / dare = TIES / DARE-linear on the dense task
 vectors, refactored by SVD) with `--merge_weights`, `--merge_density`, `--merge_svd_rank`, and saved as an
 ordinary peft adapter relative to the original base. Trained projectors (and any other non-adapter tensors)
-cannot go through peft's merge: the merged one is their plain mean over the tasks, recorded in `merge.json`.
+are merged the same way: their task vectors `P_t - P_0` go through the same combination with the same weights
+(peft's `merge_utils`), recorded in `merge.json`.
 Merging needs no DeepSpeed: run it as `python train.py`.
 """
 
@@ -41,18 +42,19 @@ class MergeArguments:
     """--method merge_ties / merge_dare: fraction of each task vector kept (TIES: largest magnitudes; DARE:
     random); default 0.5."""
     merge_svd_rank: int | None = None
-    """--method merge_ties / merge_dare: rank of the merged adapter (default: sum of the task ranks)."""
+    """--method merge_ties / merge_dare: rank of the merged adapter (default: sum of the task ranks, which undoes
+    part of the pruning; 0 = full rank, exact)."""
 
 
-def mean_non_lora(adapter_dirs: dict[str, str]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of the tasks' `non_lora_trainables.safetensors` (e.g. projectors)."""
+def read_non_lora(adapter_dirs: dict[str, str]) -> list[dict[str, torch.Tensor]]:
+    """Every task's `non_lora_trainables.safetensors` (e.g. projectors); all must hold the same tensors."""
     loaded = {task: load_file(str(Path(path) / NON_LORA_FILE)) for task, path in adapter_dirs.items()}
     first_task, first = next(iter(loaded.items()))
     for task, tensors in loaded.items():
         if tensors.keys() != first.keys():
             raise ValueError(f"task {task!r} trained other non-adapter tensors than task {first_task!r}: "
                              f"{sorted(tensors.keys() ^ first.keys())[:3]}")
-    return {k: torch.stack([t[k].float() for t in loaded.values()]).mean(0).to(v.dtype) for k, v in first.items()}
+    return list(loaded.values())
 
 
 class MergeRecipe(Recipe):
@@ -65,7 +67,7 @@ class MergeRecipe(Recipe):
         """Merge the adapters of `--merge_individual_dir` and save the result into `--output_dir`."""
         from transformers import set_seed
 
-        from .merging import merge_adapters, save_merged_adapter
+        from .merging import merge_adapters, merge_tensors, save_merged_adapter
 
         b, args = self.args, parsed.training
         if not b.merge_individual_dir:
@@ -84,18 +86,25 @@ class MergeRecipe(Recipe):
         model, processor = load_model(parsed)
         if is_zero3(model):
             raise ValueError(f"--method {self.name} trains nothing: run it as `python train.py`, without --deepspeed")
+        tuned = read_non_lora(adapters)
+        state = model.state_dict()
+        missing = sorted(set(tuned[0]) - set(state))
+        if missing:
+            raise KeyError(f"non_lora_trainables of {b.merge_individual_dir} name tensors the base lacks: {missing[:3]}")
+        base = {k: state[k].detach().to("cpu", copy=True) for k in tuned[0]}  # P_0, before peft changes the model
         merged = merge_adapters(model.to(args.device), adapters, self.combination, weights, density, b.merge_svd_rank)
         if args.should_save:
             out = Path(args.output_dir)
             save_merged_adapter(merged, out)
-            save_non_lora(str(out), mean_non_lora(adapters))
+            save_non_lora(str(out), merge_tensors(base, tuned, self.combination, weights or [1.0] * len(adapters),
+                                                  density))
             processor.save_pretrained(str(out))
             if next(iter(formats.values())) is not None:  # the merged adapter is asked the way its tasks were
                 shutil.copy(Path(next(iter(adapters.values()))) / PROMPT_FORMAT_FILE, out / PROMPT_FORMAT_FILE)
             record = {"method": self.name, "combination": self.combination, "tasks": list(adapters),
                       "weights": weights or [1.0] * len(adapters), "density": density,
                       "svd_rank": b.merge_svd_rank, "individual_dir": b.merge_individual_dir,
-                      "non_lora_trainables": "mean over the tasks"}
+                      "non_lora_trainables": "task vectors merged like the adapters (same weights)"}
             (out / "merge.json").write_text(json.dumps(record, indent=2) + "\n")
             logger.info(f"{self.name}: merged {list(adapters)} into {out}")
         return merged

@@ -16,7 +16,8 @@ vector of task arithmetic, TIES and DARE is ``dW_t`` itself, so every combinatio
   kept ones by ``1 / density``; ``dare_linear`` then sums ``w_t`` times them, ``dare_ties`` elects signs and
   averages like TIES), and the result is factored back into a LoRA by truncated SVD at rank ``svd_rank``.
   The pruned sum is generally full rank, so this last step is lossy unless ``svd_rank = min(d_out, d_in)``;
-  the default ``svd_rank`` is ``sum_t r_t``, the size of the task-arithmetic result. DARE is random: seed
+  the default ``svd_rank`` is ``sum_t r_t``, the size of the task-arithmetic result, and ``svd_rank = 0`` asks
+  for the full rank (the smallest ``min(d_out, d_in)`` of the adapted layers: exact). DARE is random: seed
   torch first for a reproducible merge. peft's factor-wise ``"ties"``/``"dare_*"`` (pruning A and B
   separately) are not offered: pruning the factors does not prune the task vector.
 
@@ -30,6 +31,9 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftConfig, PeftModel
+from peft.utils import merge_utils
+
+from ..residual import lora_layers
 
 PEFT_COMBINATION = {"ta": "cat", "ties": "ties_svd", "dare_linear": "dare_linear_svd", "dare_ties": "dare_ties_svd"}
 MERGED_NAME = "default"  # peft saves the adapter called "default" directly in the output dir, no sub-folder
@@ -88,6 +92,8 @@ def merge_adapters(
             model.load_adapter(str(path), adapter_name=name)
 
     ranks = [max([config.r, *config.rank_pattern.values()]) for config in configs.values()]
+    if svd_rank == 0:  # full rank: the smallest min(d_out, d_in) of the adapted layers, so no layer is truncated
+        svd_rank = min(min(m.in_features, m.out_features) for m in lora_layers(model, names[0]).values())
     model.add_weighted_adapter(
         adapters=names,
         weights=weights,
@@ -102,6 +108,23 @@ def merge_adapters(
     return model.eval()
 
 
+def merge_tensors(base: dict[str, torch.Tensor], tuned: list[dict[str, torch.Tensor]], combination: str,
+                  weights: list[float], density: float) -> dict[str, torch.Tensor]:
+    """Trained non-adapter tensors (e.g. projectors) merged like the adapters: their task vectors `P_t - P_0`
+    go through the same combination (peft's ``merge_utils``: task arithmetic, TIES, DARE) with the same weights
+    and density, and are added back to the base values `P_0`."""
+    merge = {"ta": lambda t, w: merge_utils.task_arithmetic(t, w),
+             "ties": lambda t, w: merge_utils.ties(t, w, density),
+             "dare_linear": lambda t, w: merge_utils.dare_linear(t, w, density),
+             "dare_ties": lambda t, w: merge_utils.dare_ties(t, w, density)}[combination]
+    w = torch.tensor(weights, dtype=torch.float32)
+    out = {}
+    for key, start in base.items():
+        vectors = [t[key].float() - start.float() for t in tuned]
+        out[key] = (start.float() + merge(vectors, w)).to(start.dtype)
+    return out
+
+
 def save_merged_adapter(model: PeftModel, output_dir: str | Path) -> None:
     """Write the merged adapter as an ordinary peft adapter dir (``PeftModel.from_pretrained(base, output_dir)``)."""
     if list(model.peft_config) != [MERGED_NAME]:
@@ -109,4 +132,4 @@ def save_merged_adapter(model: PeftModel, output_dir: str | Path) -> None:
     model.save_pretrained(str(output_dir))
 
 
-__all__ = ["PEFT_COMBINATION", "merge_adapters", "save_merged_adapter"]
+__all__ = ["PEFT_COMBINATION", "merge_adapters", "merge_tensors", "save_merged_adapter"]
