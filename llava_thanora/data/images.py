@@ -57,6 +57,6 @@ def load_image(path: Path, aspect_ratio: str, image_mean: list[float] | None) ->
     if aspect_ratio == "pad":
         mean = image_mean or [0.5, 0.5, 0.5]
         img = expand_to_square(img, tuple(int(round(255 * m)) for m in mean))
-    elif aspect_ratio != "original":
+    elif aspect_ratio not in ("original", "square"):  # square: the processor's resize + centre crop only
         raise ValueError(f"--image_aspect_ratio must be 'pad' or 'original', got {aspect_ratio!r}")
     return img
