@@ -66,14 +66,19 @@ class Skipped:
     """Bad samples under `skip_bad_samples`: those dropped up front (count, first reasons) and those found while
     training (one flag per sample in shared memory, so the main process sees what its DataLoader workers found)."""
 
-    count: int = 0
-    examples: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
     lazy: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
 
     def add(self, message: str) -> None:
-        self.count += 1
-        if len(self.examples) < 5:
-            self.examples.append(message)
+        self.messages.append(message)
+
+    @property
+    def count(self) -> int:
+        return len(self.messages)
+
+    @property
+    def examples(self) -> list[str]:
+        return self.messages[:5]
 
     def add_lazy(self, index: int, message: str) -> None:
         if not self.lazy[index]:
@@ -240,7 +245,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
             rows.append(good)
         self._file, self._row = np.concatenate(files), np.concatenate(rows)
         if len(self._row) == 0:
-            raise DataError(f"no usable samples in {', '.join(cfg.data_paths)} ({self.skipped.count} skipped)")
+            raise DataError(f"no usable samples in {', '.join(cfg.data_paths)} ({self.skipped.count} skipped: "
+                            + "; ".join(self.skipped.examples) + ")")
         self._index_columns()
 
     # -------------------------------------------------------------------------------------------- up front
@@ -339,6 +345,9 @@ class SupervisedDataset(torch.utils.data.Dataset):
     def _field(self, i: int, name: str):
         return self._tables[self._file[i]].column(name)[int(self._row[i])].as_py()
 
+    def sample_id(self, i: int) -> str:
+        return self._field(i, "id")
+
     def where(self, i: int) -> str:
         """'file:line' or 'file item #n' and the id of sample `i`, for messages."""
         path = self.cfg.data_paths[self._file[i]]
@@ -361,7 +370,8 @@ class SupervisedDataset(torch.utils.data.Dataset):
             raise DataError(f"{self.where(i)}: no token is supervised (every label masked); nothing would be trained")
         return tok
 
-    def _load(self, i: int) -> dict:
+    def load(self, i: int) -> dict:
+        """Sample `i` as the collator takes it: tokenized, images decoded and processed (DataError if bad)."""
         tok = self.tokenized(i)
         item = {"input_ids": torch.tensor(tok.input_ids), "labels": torch.tensor(tok.labels)}
         paths = self._field(i, "images")
@@ -380,7 +390,7 @@ class SupervisedDataset(torch.utils.data.Dataset):
             if self.skipped.lazy[j]:
                 continue
             try:
-                return self._load(j)
+                return self.load(j)
             except DataError as e:
                 if not self.cfg.skip_bad_samples:
                     raise
