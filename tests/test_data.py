@@ -238,3 +238,19 @@ def test_unreadable_jsonl_line(tmp_path, prompt_format, processor):
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n{oops\n")
     with pytest.raises(DataError, match=r"broken\.jsonl:3: invalid JSON"):
         SupervisedDataset(DataConfig([str(path)]), prompt_format, processor.image_processor)
+
+
+def test_square_aspect_ratio_is_the_processors_resize_and_crop(tmp_path, prompt_format, processor):
+    """LLaVA's default `square`: no padding; a 40x20 image is resized and centre-cropped by the processor."""
+    import numpy as np
+
+    (tmp_path / "img").mkdir()
+    wide = Image.new("RGB", (40, 20), (255, 0, 0))
+    wide.paste((0, 0, 255), (0, 0, 10, 20))  # a blue band that the centre crop cuts off and `pad` keeps
+    wide.save(tmp_path / "img" / "wide.png")
+    sample = [{"id": "w", "image": "wide.png", "conversations": [turn("human", "<image>\nq"), turn("gpt", "a")]}]
+    square, _ = make_dataset(tmp_path, sample, prompt_format, processor, name="s.json", image_aspect_ratio="square")
+    padded, _ = make_dataset(tmp_path, sample, prompt_format, processor, name="p.json", image_aspect_ratio="pad")
+    want = processor.image_processor(wide, return_tensors="pt")["pixel_values"]
+    assert np.allclose(square[0]["pixel_values"].numpy(), want.numpy())
+    assert not np.allclose(padded[0]["pixel_values"].numpy(), want.numpy())

@@ -263,6 +263,8 @@ def _resolve_llava_flags(model: ModelArguments, data: DataArguments, given: set[
         raise ValueError(f"--bits {model.bits}: quantized (QLoRA) training is not supported; only --bits 16")
     if model.freeze_mm_mlp_adapter and (model.tune_mm_projector or model.tune_mm_mlp_adapter):
         raise ValueError("--freeze_mm_mlp_adapter contradicts --tune_mm_projector / --tune_mm_mlp_adapter")
+    if model.freeze_mm_mlp_adapter and model.method == "projector":
+        raise ValueError("--freeze_mm_mlp_adapter with --method projector leaves nothing to train")
     if model.freeze_mm_mlp_adapter and model.mm_projector_lr is not None:
         raise ValueError(f"--mm_projector_lr {model.mm_projector_lr} has no effect with --freeze_mm_mlp_adapter "
                          "(the projector does not train); remove one")
