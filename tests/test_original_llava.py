@@ -126,6 +126,21 @@ def test_converted_checkpoint_computes_the_original_model(original, converted):
     assert_portable_layout(converted)
 
 
+def test_train_py_and_eval_load_the_converted_checkpoint(converted, color_data, tmp_path):
+    from llava_thanora.cli import main
+    from llava_thanora.methods.loading import load_trained
+
+    _, _, kind = load_trained(str(converted))  # what eval.generate / eval.run call
+    assert kind == "full"
+    data_path, image_folder = color_data
+    trainer = main(["--model_name_or_path", str(converted), "--data_path", data_path, "--image_folder", image_folder,
+                    "--output_dir", str(tmp_path / "out"), "--version", "v1", "--max_steps", "1",
+                    "--per_device_train_batch_size", "2", "--lora_r", "4", "--report_to", "none",
+                    "--save_strategy", "no", "--dataloader_num_workers", "0", "--mm_projector_type", "mlp2x_gelu",
+                    "--mm_vision_select_layer", "-2"])
+    assert trainer.state.global_step == 1
+
+
 def assert_portable_layout(directory: Path) -> None:
     """The llava-hf hub layout and tokenizer files that transformers 4.57 reads (checked there by
     scripts/check_transformers4.py): every weight under language_model.* / vision_tower.vision_model.* /
