@@ -65,8 +65,8 @@ def load_image(path: Path, aspect_ratio: str, image_mean: list[float] | None) ->
     if aspect_ratio == "pad":
         mean = image_mean or [0.5, 0.5, 0.5]
         img = expand_to_square(img, tuple(int(255 * m) for m in mean))  # int(), not round(): LLaVA's colour
-    elif aspect_ratio != "original":
-        raise ValueError(f"--image_aspect_ratio must be 'pad' or 'original', got {aspect_ratio!r}")
+    elif aspect_ratio not in ("original", "square"):  # square: the processor's resize + centre crop only
+        raise ValueError(f"--image_aspect_ratio must be 'pad', 'square' or 'original', got {aspect_ratio!r}")
     return img
 
 

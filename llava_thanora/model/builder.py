@@ -12,6 +12,8 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
+from .original import refuse_original
+
 PROJECTOR_KEY = "multi_modal_projector"
 DTYPES = MappingProxyType({"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16})
 _EXCLUDED = ("vision_tower", PROJECTOR_KEY, "lm_head")
@@ -33,12 +35,23 @@ def resolve_dtype(name: str, bf16: bool = False, fp16: bool = False) -> torch.dt
         raise ValueError(f"--torch_dtype must be auto, float32, bfloat16 or float16, got {name!r}") from None
 
 
+def read_config(model_name_or_path: str) -> dict:
+    """The checkpoint's config.json as a dict; an original-layout LLaVA checkpoint is refused here, with the
+    converter's command, before anything would parse it as a default llava-hf model with random weights."""
+    from transformers import PretrainedConfig
+
+    config, _ = PretrainedConfig.get_config_dict(model_name_or_path)
+    refuse_original(model_name_or_path, config)
+    return config
+
+
 def load_base(model_name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str | None = None):
     """(model, processor) from a checkpoint, everything frozen. Remote code is never trusted."""
     from transformers import LlavaForConditionalGeneration
 
     from ..data.images import load_processor
 
+    read_config(model_name_or_path)
     model = LlavaForConditionalGeneration.from_pretrained(
         model_name_or_path, dtype=dtype, attn_implementation=attn_implementation or default_attn_implementation(),
     )
@@ -49,6 +62,14 @@ def load_base(model_name_or_path: str, dtype: torch.dtype = torch.float32, attn_
 
 def projector_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if PROJECTOR_KEY in n]
+
+
+def projector_module(model: nn.Module) -> nn.Module:
+    """The multimodal projector (llava-hf's LlavaMultiModalProjector) of a model or of a peft wrapper around one."""
+    found = [m for n, m in model.named_modules() if n.endswith(PROJECTOR_KEY)]
+    if len(found) != 1:
+        raise ValueError(f"expected one {PROJECTOR_KEY} module, found {len(found)}")
+    return found[0]
 
 
 def lora_target_names(model: nn.Module, suffixes: str | None = None) -> list[str]:

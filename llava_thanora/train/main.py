@@ -48,7 +48,8 @@ def _log_parameters(model, method_name: str) -> None:
 
 
 def load_data(parsed, processor):
-    """(dataset, collator) of `--data_path`, tokenized once (the main process first, the others read its cache)."""
+    """(dataset, collator) of `--data_path`: each file parsed and checked once (the main process of each node
+    first, the others read its Arrow cache); samples are tokenized when drawn."""
     from ..data.conversation import PromptFormat
     from ..data.dataset import Collator, DataConfig, SupervisedDataset
 
@@ -56,10 +57,10 @@ def load_data(parsed, processor):
     data_cfg = DataConfig(
         data_paths=[p for p in data_args.data_path.split(",") if p], image_folder=data_args.image_folder,
         model_max_length=args.model_max_length, image_aspect_ratio=data_args.image_aspect_ratio,
-        skip_bad_samples=data_args.skip_bad_samples, num_proc=data_args.data_num_proc,
+        skip_bad_samples=data_args.skip_bad_samples, cache_dir=data_args.data_cache_dir,
         max_samples=data_args.max_train_samples,
     )
-    with args.main_process_first(desc="tokenizing the training data"):
+    with args.main_process_first(desc="parsing and checking the training data"):
         prompt_format = PromptFormat.from_processor(processor, data_args.conv_mode)
         dataset = SupervisedDataset(data_cfg, prompt_format, processor.image_processor)
     logger.info(f"data: {len(dataset)} samples, tasks {dataset.tasks}, {dataset.skipped.count} skipped")
@@ -67,26 +68,72 @@ def load_data(parsed, processor):
 
 
 def load_model(parsed):
-    """(base model, processor) of `--model_name_or_path`, frozen, in the training dtype."""
-    from ..model.builder import load_base, resolve_dtype
+    """(base model, processor) of `--model_name_or_path`, frozen, in the training dtype. LLaVA's architecture flags
+    are checked against its config first; `--pretrain_mm_mlp_adapter` is loaded into its projector."""
+    from transformers import AutoConfig
+
+    from ..distributed import gathered
+    from ..model.builder import load_base, projector_module, read_config, resolve_dtype
+    from ..model.original import check_architecture_flags, load_projector
 
     a, args = parsed.model, parsed.training
-    return load_base(a.model_name_or_path, resolve_dtype(a.torch_dtype, args.bf16, args.fp16), a.attn_implementation)
+    read_config(a.model_name_or_path)  # an original-layout LLaVA checkpoint stops here, naming the converter
+    check_architecture_flags(
+        AutoConfig.from_pretrained(a.model_name_or_path), mm_projector_type=a.mm_projector_type,
+        mm_vision_select_layer=a.mm_vision_select_layer, mm_vision_select_feature=a.mm_vision_select_feature,
+        mm_use_im_start_end=a.mm_use_im_start_end, mm_use_im_patch_token=a.mm_use_im_patch_token,
+        mm_patch_merge_type=a.mm_patch_merge_type)
+    model, processor = load_base(a.model_name_or_path, resolve_dtype(a.torch_dtype, args.bf16, args.fp16),
+                                 a.attn_implementation)
+    vision = model.config.vision_config
+    logger.info(f"vision tower: the checkpoint's own {vision.model_type} ({vision.num_hidden_layers} layers, image "
+                f"{vision.image_size}, patch {vision.patch_size})"
+                + (f"; --vision_tower {a.vision_tower} is not loaded" if a.vision_tower else ""))
+    if a.pretrain_mm_mlp_adapter:
+        projector = projector_module(model)
+        with gathered(list(projector.parameters()), modifier_rank=0):
+            load_projector(projector, a.pretrain_mm_mlp_adapter)
+        logger.info(f"projector: loaded from --pretrain_mm_mlp_adapter {a.pretrain_mm_mlp_adapter}")
+    return model, processor
+
+
+def set_projector_training(model, model_args, learning_rate: float) -> None:
+    """LLaVA's rule: the projector trains in every run (a LoRA method leaves it frozen, LLaVA turns it back on)
+    unless --freeze_mm_mlp_adapter; then there must still be something to train."""
+    from ..model.builder import projector_parameters
+
+    train = not model_args.freeze_mm_mlp_adapter
+    for _, p in projector_parameters(model):
+        p.requires_grad_(train)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("nothing to train: --freeze_mm_mlp_adapter froze the projector, the only part this "
+                         "--method trains")
+    lr = model_args.mm_projector_lr if model_args.mm_projector_lr is not None else learning_rate
+    logger.info(f"projector: {f'trained, learning rate {lr}' if train else 'frozen (--freeze_mm_mlp_adapter)'}")
+
+
+def _trainables_to(model, dtype) -> None:
+    """DeepSpeed's bf16/fp16 mode keeps fp32 master weights itself and flattens every trainable tensor of a group
+    into one buffer of the training dtype. peft creates adapters in fp32 (autocast_adapter_dtype) while the
+    projector is in the model's dtype; the mix would trip ZeRO's flattening, so everything trainable is cast."""
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != dtype and not is_partitioned(p):
+            p.data = p.data.to(dtype)
 
 
 def train_one(method, model, processor, dataset, collator, parsed, resume: str | None = None):
     """Wrap `model` with `method`, train it on `dataset` and save into `parsed.training.output_dir`."""
     from ..methods.base import BuildContext
-    from ..model.builder import lora_target_names, projector_parameters
+    from ..model.builder import lora_target_names, resolve_dtype
     from .trainer import LlavaTrainer
 
     model_args, args = parsed.model, parsed.training
     ctx = BuildContext(model_args=model_args, training_args=args, train_dataset=dataset, collator=collator,
                        target_modules=lora_target_names(model, model_args.lora_target_modules), resume_dir=resume)
     model = method.build(model, ctx)
-    if model_args.tune_mm_projector:
-        for _, p in projector_parameters(model):
-            p.requires_grad_(True)
+    set_projector_training(model, model_args, args.learning_rate)
+    if args.deepspeed and (args.bf16 or args.fp16):
+        _trainables_to(model, resolve_dtype(model_args.torch_dtype, args.bf16, args.fp16))
     _log_parameters(model, method.name)
 
     trainer = LlavaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
@@ -97,9 +144,8 @@ def train_one(method, model, processor, dataset, collator, parsed, resume: str |
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(os.path.join(args.output_dir, "trainer_state.json"))
         skipped = getattr(dataset, "skipped", None)
-        if skipped is not None and skipped.count:
-            logger.warning(f"skipped {skipped.count} bad samples (--skip_bad_samples), e.g.:\n  "
-                           + "\n  ".join(skipped.examples))
+        if skipped is not None and (skipped.count or skipped.lazy_count):
+            logger.warning(f"skipped {skipped.report()}")
         logger.info(f"saved to {args.output_dir}")
     return trainer
 

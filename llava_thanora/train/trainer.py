@@ -2,6 +2,8 @@
 
 What it adds to `transformers.Trainer`:
 - LLaVA's parameter groups: the multimodal projector can have its own learning rate;
+- length-grouped sampling (`group_by_length`, LLaVA's `--group_by_modality_length`) from the lengths the dataset
+  estimates without tokenizing (`sampler.py`);
 - the method's extra loss terms (ThanoRA's penalty, MoE-LoRA's balance loss), each logged on its own next to the
   language-model loss;
 - a non-finite loss stops the run at once, on every rank, with a message saying where;
@@ -22,6 +24,7 @@ from ..data.conversation import write_prompt_format
 from ..distributed import all_reduce_max_, gathered, is_zero3
 from ..methods.base import Method
 from ..model.builder import PROJECTOR_KEY
+from .sampler import LengthGroupedSampler
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -46,7 +49,25 @@ class LlavaTrainer(Trainer):
         self._pending_logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._zero3 = is_zero3(self.model)
         if self._zero3:
-            self.model.get_input_embeddings().register_forward_hook(self._run_vision_on_blank)
+            root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            root.model.language_model.register_forward_pre_hook(self._run_vision_on_blank, with_kwargs=True)
+
+    # ----------------------------------------------------------------------------------------------- sampler
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        strategy, by_modality = self.args.train_sampling_strategy, self.args.group_by_modality_length
+        if strategy == "batch_rebalance":
+            raise ValueError("--train_sampling_strategy batch_rebalance would tokenize every sample to measure it; "
+                             "use group_by_length or --group_by_modality_length (lengths known without tokenizing)")
+        if strategy != "group_by_length" and not by_modality:
+            return super()._get_train_sampler(train_dataset)
+        if not hasattr(dataset, "lengths"):
+            raise ValueError(f"length grouping needs a dataset with lengths(); {type(dataset).__name__} has none")
+        args = self.args
+        step = args.train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+        groups = [int(x) for x in dataset.has_image()] if by_modality else None
+        return LengthGroupedSampler(dataset.lengths(), step, groups,
+                                    seed=args.data_seed if args.data_seed is not None else args.seed)
 
     # ----------------------------------------------------------------------------------------------- optimizer
     def create_optimizer(self, model=None):
@@ -90,21 +111,29 @@ class LlavaTrainer(Trainer):
             self._check_finite(loss)
         return (loss, outputs) if return_outputs else loss
 
-    def _run_vision_on_blank(self, module, args, output):
-        """Forward hook on the token embedding: for a text-only batch under ZeRO-3, run the vision tower and
-        projector on a blank image right here (where Llava runs them for image batches) and add 0 x the result.
+    def _run_vision_on_blank(self, module, args, kwargs):
+        """Forward pre-hook on the language model: for a text-only batch under ZeRO-3, run the vision tower and
+        projector on a blank image right here (between the token embedding and the decoder, where Llava runs them
+        for image batches) and add 0 x the result to the decoder's input embeddings.
 
-        Under ZeRO-3 parameters are gathered collectively as modules run, so every rank must run the same modules
-        in the same order; a rank whose batch has no image would otherwise skip the vision path and the ranks would
-        hang. LLaVA feeds text-only samples a dummy image for the same reason.
+        Under ZeRO-3 parameters are gathered collectively as modules run, forward and backward, so every rank must
+        run the same modules in the same order; a rank whose batch has no image would otherwise skip the vision
+        path and the ranks would hang. LLaVA feeds text-only samples a dummy image for the same reason. Two details
+        keep the ranks identical: the call is the image path's own (transformers runs the tower only up to the
+        selected layer), and the zero term joins the decoder's input, not the output of the frozen embedding (a
+        trained projector would make that output require grad, and that rank alone would gather the embedding
+        again in backward).
         """
-        if not getattr(self, "_blank_image_needed", False):
-            return output
+        if not getattr(self, "_blank_image_needed", False) or kwargs.get("inputs_embeds") is None:
+            return None
         root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        size = root.config.vision_config.image_size
-        blank = torch.zeros(1, 3, size, size, dtype=output.dtype, device=output.device)
-        features = root.model.multi_modal_projector(root.model.vision_tower(blank).last_hidden_state)
-        return output + 0.0 * features.sum().to(output.dtype)
+        config, embeds = root.config, kwargs["inputs_embeds"]
+        size = config.vision_config.image_size
+        blank = torch.zeros(1, 3, size, size, dtype=embeds.dtype, device=embeds.device)
+        features = root.model.get_image_features(
+            pixel_values=blank, vision_feature_layer=config.vision_feature_layer,
+            vision_feature_select_strategy=config.vision_feature_select_strategy, return_dict=True).pooler_output
+        return args, {**kwargs, "inputs_embeds": embeds + 0.0 * sum(f.sum() for f in features).to(embeds.dtype)}
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)

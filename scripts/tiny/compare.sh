@@ -18,7 +18,8 @@ SEEDS=${SEEDS:-"0 1 2"}
 LIMIT=${LIMIT:-}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
-# name -> extra train.py flags. Every row has the same total rank, schedule and data.
+# name -> extra train.py flags. Every row has the same total rank, schedule and data, and a frozen projector (the
+# adapters alone are compared, as these rows were measured; LoRA-family runs train it by default, as LLaVA does).
 # The ThanoRA rows pin their init mode: the sweep ran with init=context (then the default); the default is now
 # init=activation, chosen from this script's validation table.
 T="--method thanora --thanora_preview_samples 128"
@@ -51,7 +52,7 @@ for seed in $SEEDS; do
         --output_dir "$run" --lora_r "$RANK" --lora_alpha $((2 * RANK)) --lora_dropout 0.05 --max_steps "$STEPS" \
         --per_device_train_batch_size 16 --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 \
         --logging_steps 10 --save_strategy no --report_to none --model_max_length 512 --seed "$seed" \
-        --disable_tqdm true ${FLAGS[$name]}
+        --disable_tqdm true --freeze_mm_mlp_adapter ${FLAGS[$name]}
     fi
     for split in val test; do
       root=$([ $split = val ] && echo "$OUT/val" || echo "$DATA")
