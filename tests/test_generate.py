@@ -158,7 +158,7 @@ def test_eval_run_and_eval_score_give_the_same_score(generator, questions, tmp_p
     """A lettered benchmark (LLaVA's rule reads the options) and --limit: the recorded command rescores exactly."""
     root = tmp_path / "data"
     (root / "mcq").mkdir(parents=True)
-    rows = [{"question_id": f"m{i}", "image": f"{i % 2}.png", "text": f"Which colour?\nA. red\nB. blue", "task": "mcq",
+    rows = [{"question_id": f"m{i}", "image": f"{i % 2}.png", "text": "Which colour?\nA. red\nB. blue", "task": "mcq",
              "choices": ["red", "blue"]} for i in range(4)]
     (root / "mcq/q.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "mcq/a.jsonl").write_text("".join(json.dumps({"question_id": r["question_id"], "answers": ["B"]}) + "\n"
