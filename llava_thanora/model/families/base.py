@@ -14,6 +14,7 @@ family builds an image-only subclass (`processors.py`).
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -51,6 +52,8 @@ class Family:
     """Module-name parts of the vision-language projector (what `--tune_mm_projector` trains); () = none."""
     image_inputs_keys: ClassVar[tuple[str, ...]] = ("pixel_values",)
     """The image processor's outputs that the model's forward takes."""
+    default_aspect_ratio: ClassVar[str] = "original"
+    """`--image_aspect_ratio` when none is given: what the family was trained with."""
 
     # ----------------------------------------------------------------------------------------- loading
     def load_model(self, path: str, dtype: torch.dtype, attn_implementation: str | None = None) -> nn.Module:
@@ -61,9 +64,16 @@ class Family:
                                    attn_implementation=attn_implementation or default_attn_implementation())
 
     def load_processor(self, path: str):
-        from transformers import AutoProcessor
+        """The checkpoint's processor, its image processor on the PIL backend (`data.images.load_processor`)."""
+        from ...data.images import load_processor
 
-        return AutoProcessor.from_pretrained(path)
+        return load_processor(path)
+
+    def set_pixel_bounds(self, processor, min_pixels: int | None, max_pixels: int | None) -> None:
+        """`--image_min_pixels` / `--image_max_pixels`: only dynamic-resolution families have such bounds."""
+        if min_pixels is not None or max_pixels is not None:
+            raise ValueError(f"--image_min_pixels / --image_max_pixels: {self.name} models resize images to a fixed "
+                             f"resolution, so the bounds have no effect; remove them")
 
     # ----------------------------------------------------------------------------------------- module roles
     def is_vision(self, name: str) -> bool:
@@ -104,12 +114,26 @@ class Family:
         keys = {k for inputs in per_sample for k in inputs}
         return {k: torch.cat([inputs[k] for inputs in per_sample if k in inputs]) for k in sorted(keys)}
 
+    def nominal_image_tokens(self, processor) -> int:
+        """Image tokens of a typical image (a square at the processor's input size): the length estimate of a
+        sample before its images are opened (the real count is used when it is drawn)."""
+        from PIL import Image
+
+        if self.image_token is None:
+            return 0
+        size = input_size(processor.image_processor)
+        return self.process_images(processor, [Image.new("RGB", (size, size))])[1][0]
+
     def blank_image_inputs(self, processor) -> dict[str, torch.Tensor]:
         """The processed inputs of one black image at the image processor's input size (see `blank_vision`)."""
         from PIL import Image
 
         size = input_size(processor.image_processor)
         return self.process_images(processor, [Image.new("RGB", (size, size))])[0]
+
+    def language_model(self, model: nn.Module) -> nn.Module:
+        """The decoder that takes the merged text and image embeddings (where the blank vision pass joins)."""
+        return model.model.language_model
 
     def blank_vision(self, model: nn.Module, blank_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The vision path (tower and projector) run on `blank_image_inputs`, summed. Under ZeRO-3 every rank must
@@ -118,10 +142,28 @@ class Family:
         dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
         device = next(model.parameters()).device
         inputs = {k: v.to(device, dtype) if v.is_floating_point() else v.to(device) for k, v in blank_inputs.items()}
-        features = model.get_image_features(**inputs)
+        features = model.get_image_features(**inputs, return_dict=True)
         pooled = getattr(features, "pooler_output", features)
         parts = pooled if isinstance(pooled, (list, tuple)) else [pooled]
         return sum(p.float().sum() for p in parts)
+
+    def save_merged(self, model: nn.Module, processor, directory) -> Path:
+        """Write a merged model and its processor as an ordinary checkpoint of this family."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out)
+        processor.save_pretrained(str(out))
+        return out
+
+    # ----------------------------------------------------------------------------------------- tiny checkpoints
+    tiny_special_tokens: ClassVar[tuple[str, ...]] = ()
+    """Tokens a tiny checkpoint's tokenizer needs besides `<image>` and `<pad>` (e.g. Qwen's chat and vision
+    markers)."""
+
+    def tiny(self, tokenizer, cfg) -> tuple[Any, Any]:
+        """(model config, processor) of a tiny random checkpoint of this family (`python -m
+        llava_thanora.model.tiny --family NAME`), for `tokenizer` and the sizes of `cfg` (a TinyConfig)."""
+        raise NotImplementedError(f"no tiny checkpoint for family {self.name}")
 
     # ----------------------------------------------------------------------------------------- config checks
     def describe(self, model: nn.Module) -> str:

@@ -17,7 +17,10 @@ class TextProcessor:
         self.chat_template = tokenizer.chat_template
 
     def apply_chat_template(self, messages, **kwargs):
-        return self.tokenizer.apply_chat_template(messages, **kwargs)
+        """The tokenizer's template on plain-string messages (text LMs' templates take `content` as a string)."""
+        plain = [{**m, "content": m["content"] if isinstance(m["content"], str) else
+                  "".join(c["text"] for c in m["content"] if c["type"] == "text")} for m in messages]
+        return self.tokenizer.apply_chat_template(plain, **kwargs)
 
     def save_pretrained(self, directory: str) -> None:
         self.tokenizer.save_pretrained(directory)
@@ -36,3 +39,24 @@ class CausalLMFamily(Family):
 
     def load_processor(self, path: str):
         return TextProcessor.from_pretrained(path)
+
+    def describe(self, model) -> str:
+        return f"family {self.name} ({type(model).__name__}, text only: no vision tower, no projector)"
+
+    tiny_special_tokens = ("<|im_start|>", "<|im_end|>")
+
+    def tiny(self, tokenizer, cfg):
+        """`cfg.family` "llama" (Llama, Vicuna-style template) or "qwen2" (Qwen2, ChatML)."""
+        from transformers import LlamaConfig, Qwen2Config
+
+        from .tiny_parts import chatml_template, text_config
+
+        if cfg.family == "qwen2":
+            config, template = Qwen2Config(**text_config(tokenizer, cfg)), chatml_template("")
+        else:
+            config = LlamaConfig(**text_config(tokenizer, cfg))
+            template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] + ' ' }}{% else %}"
+                        "{{ m['role'].upper() + ': ' + m['content'] + ' ' }}{% endif %}{% endfor %}"
+                        "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
+        tokenizer.chat_template = template
+        return config, TextProcessor(tokenizer)

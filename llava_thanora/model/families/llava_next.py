@@ -36,3 +36,23 @@ class LlavaNextFamily(Family):
 
     def collate_images(self, per_sample):
         return pad_patches(per_sample)
+
+    def tiny(self, tokenizer, cfg):
+        from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextImageProcessorPil
+        from transformers import LlavaNextProcessor
+
+        from .tiny_parts import VICUNA_TEMPLATE, pinpoints, text_config
+
+        side = cfg.image_size
+        config = LlavaNextConfig(
+            vision_config=CLIPVisionConfig(hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
+                                           num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
+                                           image_size=side, patch_size=cfg.patch_size),
+            text_config=LlamaConfig(**text_config(tokenizer, cfg)), image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+            image_grid_pinpoints=pinpoints(side), vision_feature_layer=-2, vision_feature_select_strategy="default")
+        image_processor = LlavaNextImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                                     image_grid_pinpoints=pinpoints(side))
+        processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=cfg.patch_size,
+                                       vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                                       chat_template=VICUNA_TEMPLATE)
+        return config, processor

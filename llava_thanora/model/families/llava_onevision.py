@@ -20,7 +20,34 @@ class LlavaOnevisionFamily(LlavaNextFamily):
         counts = [processor.replace_image_token(out, i).count(self.image_token) for i in range(len(images))]
         return inputs, counts
 
+    tiny_special_tokens = ("<|im_start|>", "<|im_end|>", "<video>")
+
+    def tiny(self, tokenizer, cfg):
+        from transformers import LlavaOnevisionConfig, LlavaOnevisionImageProcessorPil, Qwen2Config, SiglipVisionConfig
+
+        from .processors import LlavaOnevisionProcessor
+        from .tiny_parts import chatml_template, pinpoints, text_config
+
+        side = cfg.image_size
+        config = LlavaOnevisionConfig(
+            vision_config=SiglipVisionConfig(hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
+                                             num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
+                                             image_size=side, patch_size=cfg.patch_size),
+            text_config=Qwen2Config(**text_config(tokenizer, cfg)), image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+            video_token_id=tokenizer.convert_tokens_to_ids("<video>"), image_grid_pinpoints=pinpoints(side),
+            vision_feature_layer=-1, vision_feature_select_strategy="full")
+        image_processor = LlavaOnevisionImageProcessorPil(size={"height": side, "width": side},
+                                                         image_grid_pinpoints=pinpoints(side))
+        processor = LlavaOnevisionProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                            num_image_tokens=(side // cfg.patch_size) ** 2,
+                                            vision_feature_select_strategy="full",
+                                            chat_template=chatml_template("<image>\n"))
+        return config, processor
+
     def load_processor(self, path: str):
+        from ...data.images import load_image_processor
         from .processors import LlavaOnevisionProcessor
 
-        return LlavaOnevisionProcessor.from_pretrained(path)
+        processor = LlavaOnevisionProcessor.from_pretrained(path)
+        processor.image_processor = load_image_processor(path)
+        return processor

@@ -10,7 +10,10 @@ class Qwen2_5_VLFamily(Qwen2VLFamily):
     model_types = ("qwen2_5_vl",)
     model_class = "Qwen2_5_VLForConditionalGeneration"
 
-    def load_processor(self, path: str):
-        from .processors import Qwen2_5_VLProcessor
+    processor_class = "Qwen2_5_VLProcessor"
 
-        return Qwen2_5_VLProcessor.from_pretrained(path)
+    def tiny_vision(self, cfg) -> dict:
+        return dict(depth=cfg.vision_layers, hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
+                    num_heads=cfg.num_attention_heads, out_hidden_size=cfg.hidden_size, patch_size=14,
+                    spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                    fullatt_block_indexes=[cfg.vision_layers - 1])
