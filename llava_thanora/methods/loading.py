@@ -18,13 +18,12 @@ from pathlib import Path
 import torch
 
 from ..model.builder import load_base
-from ..model.original import PEFT_PREFIX, hf_name, is_original_key_layout, read_tensors
+from ..model.original import LANGUAGE_MODEL, PEFT_PREFIX, hf_name, is_original_key_layout, read_tensors
 from .base import load_non_lora
 
 INDIVIDUAL_MANIFEST = "individual.json"  # written by the `individual` recipe
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 ORIGINAL_NON_LORA = "non_lora_trainables.bin"  # haotian-liu/LLaVA's name (torch pickle, read weights_only)
-LANGUAGE_MODEL = "model.language_model."
 
 
 class AdapterMismatchError(ValueError):

@@ -32,6 +32,7 @@ _PREFIXES = (
     ("lm_head.", "lm_head."),
 )
 PEFT_PREFIX = "base_model.model."
+LANGUAGE_MODEL = "model.language_model."  # where llava-hf keeps the modules LLaVA's LoRA suffixes named
 # LLaVA's --mm_vision_select_feature -> llava-hf's vision_feature_select_strategy
 SELECT_FEATURE = MappingProxyType({"patch": "default", "cls_patch": "full"})
 

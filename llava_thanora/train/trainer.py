@@ -53,7 +53,7 @@ class LlavaTrainer(Trainer):
             # the blank image's inputs, made once by the family's own image processing
             self._blank_inputs = self.family.blank_image_inputs(self.processing_class)
             root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            self.family.language_model(root).register_forward_pre_hook(self._run_vision_on_blank, with_kwargs=True)
+            self.family.decoder(root).register_forward_pre_hook(self._run_vision_on_blank, with_kwargs=True)
 
     # ----------------------------------------------------------------------------------------------- sampler
     def _get_train_sampler(self, train_dataset=None):

@@ -131,7 +131,7 @@ class Family:
         size = input_size(processor.image_processor)
         return self.process_images(processor, [Image.new("RGB", (size, size))])[0]
 
-    def language_model(self, model: nn.Module) -> nn.Module:
+    def decoder(self, model: nn.Module) -> nn.Module:
         """The decoder that takes the merged text and image embeddings (where the blank vision pass joins)."""
         return model.model.language_model
 
