@@ -258,7 +258,7 @@ def test_readme_parity_table_covers_the_registry():
     """Every registered benchmark has a row in the README's parity table, with the reference its entry names."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("### Parity with published numbers"):text.index("### Adding your own visual task")]
-    names = {"LLaVA-1.5": "llava-1.5", "lmms-eval": "lmms-eval", "neither": "none"}
+    names = {"LLaVA-1.5": "llava-1.5", "lmms-eval": "lmms-eval", "LLM-Adapters": "llm-adapters", "neither": "none"}
     rows = {}
     for line in section.splitlines():
         if line.startswith("| `"):
