@@ -11,7 +11,7 @@ Built-in entries live in ``eval/benchmarks/<name>.json``; users add or override 
       "metric": "vqa_accuracy",                            # a name from eval.metrics.METRICS
       "prompt_suffix": "Answer the question using a single word or phrase.",
       "max_new_tokens": 128,                               # the generation budget of the reference
-      "reference": "llava-1.5",                            # llava-1.5 | lmms-eval | none (see the README's parity table)
+      "reference": "llava-1.5",                            # llava-1.5 | lmms-eval | llm-adapters | none (README's parity table)
       "suffix_in_text": false,                             # optional: the texts already end with the suffix
       "annotation_format": "jsonl",                        # optional: jsonl | textvqa | scienceqa | gqa (eval.formats)
       "image_aspect_ratio": null,                          # optional: pad | original, else the run's --image-aspect-ratio
@@ -126,7 +126,7 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Benchmark)}
 _REQUIRED = {name for name, f in _FIELDS.items() if f.default is dataclasses.MISSING}
 _OPTIONAL_STRINGS = {"image_folder", "data_root", "annotation_file", "image_aspect_ratio", "submission",
                      "submission_question_file"}
-REFERENCES = ("llava-1.5", "lmms-eval", "none")
+REFERENCES = ("llava-1.5", "lmms-eval", "llm-adapters", "none")
 _CHOICES = {"reference": REFERENCES, "annotation_format": tuple(ANNOTATION_FORMATS),
             "image_aspect_ratio": ("pad", "original"), "submission": tuple(SUBMISSIONS)}
 

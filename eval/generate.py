@@ -43,14 +43,19 @@ def chunk(items: list, num_chunks: int, index: int) -> list:
 class Generator:
     """Holds the model and prompt format; answers batches of questions."""
 
-    def __init__(self, model, processor, image_folder: str | None, image_aspect_ratio: str = "pad",
+    def __init__(self, model, processor, image_folder: str | None, image_aspect_ratio: str | None = None,
                  max_new_tokens: int = 128, model_id: str = "model", conv_mode: str = "template",
                  source: dict | None = None):
         from llava_thanora.data.conversation import PromptFormat
+        from llava_thanora.model.families import family_of
 
         self.model, self.processor, self.image_folder = model, processor, image_folder
-        self.format = PromptFormat.from_processor(processor, conv_mode)
-        self.aspect, self.max_new_tokens, self.model_id = image_aspect_ratio, max_new_tokens, model_id
+        self.family = family_of(model)  # images are processed and counted the family's way, as in training
+        self.format = PromptFormat.from_processor(processor, conv_mode,
+                                                  image_seq_length=self.family.nominal_image_tokens(processor))
+        # the family's training setting unless asked otherwise (pad for LLaVA-1.5, the aspect kept for anyres/Qwen)
+        self.aspect = image_aspect_ratio or self.family.default_aspect_ratio
+        self.max_new_tokens, self.model_id = max_new_tokens, model_id
         # What the model is, for the answers' record (`eval.answers.model_record`; load_generator fills it in).
         self.source = dict(source) if source else {"model_id": model_id}
         self.device = next(model.parameters()).device
@@ -85,20 +90,24 @@ class Generator:
         prompts, ids, images = [], [], []
         for q in questions:
             imgs = self._images(q)
+            counts = None
+            if imgs:
+                inputs, counts = self.family.process_images(self.processor, imgs)
+                images.append(inputs)
             text = prompt_text(q, prompt_suffix, suffix_in_text)
             prompt = self.format.generation_prompt(text, num_images=len(imgs))
             prompts.append(prompt)
-            ids.append(self.format.encode_prompt(prompt))
-            images += imgs
+            ids.append(self.format.encode_prompt(prompt, counts))
         pad = self.processor.tokenizer.pad_token_id
         width = max(len(x) for x in ids)
         # Left padding: every prompt ends at the same position, so generated tokens line up across the batch.
         input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)
         mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
-        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        inputs = {"input_ids": input_ids, "attention_mask": mask,
+                  **self.family.token_inputs(input_ids, self.format.image_token_id)}
         if images:
-            pixels = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
-            inputs["pixel_values"] = pixels.to(self.device, self.model.dtype)
+            for key, value in self.family.collate_images(images).items():
+                inputs[key] = value.to(self.device, self.model.dtype) if value.is_floating_point() else value.to(self.device)
         out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
                                   pad_token_id=pad)
         texts = self.processor.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
@@ -169,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "are (every text is checked).")
     ap.add_argument("--overwrite", action="store_true",
                     help="Start the answers file over instead of resuming it (needed when the run differs).")
-    ap.add_argument("--image-aspect-ratio", default="pad", choices=["pad", "original"])
+    ap.add_argument("--image-aspect-ratio", default=None, choices=["pad", "square", "original"],
+                    help="Default: the model family's (pad for LLaVA-1.5, original for anyres and Qwen2-VL).")
     add_conv_mode_flag(ap)
     ap.add_argument("--model-id", default=None, help="Recorded in each answer (default: the model path's name).")
     ap.add_argument("--limit", type=int, default=None, help="Only the first N questions (quick checks).")
@@ -194,7 +204,7 @@ def resolve_conv_mode(model_path: str, conv_mode: str | None) -> str:
 
 
 def load_generator(model_path: str, model_base: str | None = None, device: str = "cpu", dtype: str = "auto",
-                   image_folder: str | None = None, image_aspect_ratio: str = "pad", max_new_tokens: int = 128,
+                   image_folder: str | None = None, image_aspect_ratio: str | None = None, max_new_tokens: int = 128,
                    model_id: str | None = None, conv_mode: str | None = None) -> Generator:
     """Load any training output or full model (`load_trained`) onto `device` and wrap it in a Generator."""
     from llava_thanora.methods.loading import load_trained

@@ -48,7 +48,7 @@ def evaluate(generator, bench, data_root: str | None, output_dir: Path, batch_si
     check_suffix(questions, bench.prompt_suffix, bench.suffix_in_text, paths.question_file)
     generator.image_folder = str(paths.image_folder) if paths.image_folder else None
     generator.max_new_tokens = max_new_tokens or bench.max_new_tokens
-    generator.aspect = image_aspect_ratio or bench.image_aspect_ratio or "pad"
+    generator.aspect = image_aspect_ratio or bench.image_aspect_ratio or generator.family.default_aspect_ratio
     answers = output_dir / bench.name / "answers.jsonl"
     generator.run(questions, answers, batch_size, bench.prompt_suffix, progress=progress,
                   suffix_in_text=bench.suffix_in_text, question_file=str(paths.question_file), overwrite=overwrite)
@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model-id", default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    ap.add_argument("--image-aspect-ratio", default=None, choices=["pad", "original"],
-                    help="Override every benchmark's (default: the entry's own, else pad, as LLaVA-1.5).")
+    ap.add_argument("--image-aspect-ratio", default=None, choices=["pad", "square", "original"],
+                    help="Override every benchmark's (default: the entry's own, else the model family's: pad for "
+                         "LLaVA-1.5 as it was trained, original for anyres and Qwen2-VL).")
     ap.add_argument("--overwrite", action="store_true",
                     help="Start every answers file over instead of resuming it (needed when the run differs).")
     add_conv_mode_flag(ap)

@@ -1,4 +1,4 @@
-"""Merge a trained adapter into its base and write a plain llava-hf checkpoint.
+"""Merge a trained adapter into its base and write a plain checkpoint of the base's model family.
 
     python scripts/merge_lora_weights.py --model-path OUT --model-base BASE --save-model-path MERGED
 
@@ -11,9 +11,10 @@ It stops with an error instead of writing a wrong model: an adapter whose config
 have, or whose file misses tensors for some of them, or that changes nothing. MoE-LoRA cannot be merged (its
 router depends on the input).
 
-The output is in llava-hf's hub layout with tokenizer files both transformers 4.x and 5.x read (checked with
-4.57.6: scripts/check_transformers4.py), plus the adapter's `prompt_format.json`, so eval.* asks it the way it was
-trained.
+A LLaVA-1.5 output is in llava-hf's hub layout with tokenizer files both transformers 4.x and 5.x read (checked
+with 4.57.6: scripts/check_transformers4.py); other families (LLaVA-NeXT, OneVision, Qwen2-VL, text-only LMs) are
+saved as transformers 5 saves them. The adapter's `prompt_format.json` goes along, so eval.* asks it the way it
+was trained.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import torch
 
 from llava_thanora.data.conversation import PROMPT_FORMAT_FILE
 from llava_thanora.methods.loading import ORIGINAL_NON_LORA, load_trained
-from llava_thanora.model.export import save_portable
+from llava_thanora.model.families import family_of
 from llava_thanora.model.original import read_tensors
 
 
@@ -58,7 +59,7 @@ def main(argv=None):
         raise SystemExit(f"{args.model_path}: the adapter changes nothing (every B·A is zero and no projector or other "
                          f"weight was trained); refusing to write a copy of {args.model_base}")
     merged = model.merge_and_unload()
-    out = save_portable(merged, processor, args.save_model_path)
+    out = family_of(merged).save_merged(merged, processor, args.save_model_path)
     recorded = next((Path(d) / PROMPT_FORMAT_FILE for d in (args.model_path, args.model_base)
                      if (Path(d) / PROMPT_FORMAT_FILE).is_file()), None)
     if recorded is not None:

@@ -153,10 +153,11 @@ def test_lazy_checks_stop_when_drawn_with_file_line_and_id(image_dir, llava_v1_f
 
 def test_nothing_is_trained_with_an_empty_label(tmp_path, prompt_format, processor):
     class MasksEverything:
-        image_seq_length = prompt_format.image_seq_length
+        def __getattr__(self, name):  # everything but tokenize is the real format's
+            return getattr(prompt_format, name)
 
-        def tokenize(self, conversations):
-            tok = prompt_format.tokenize(conversations)
+        def tokenize(self, conversations, image_counts=None):
+            tok = prompt_format.tokenize(conversations, image_counts)
             return type(tok)(tok.input_ids, [IGNORE_INDEX] * len(tok.labels), tok.num_images)
 
     ds, path = make_dataset(tmp_path, [GOOD], MasksEverything(), processor)
@@ -189,11 +190,12 @@ def test_checks_are_cheap_and_the_parse_is_cached(tmp_path, prompt_format, proce
     calls = []
 
     class Counting:
-        image_seq_length = prompt_format.image_seq_length
+        def __getattr__(self, name):
+            return getattr(prompt_format, name)
 
-        def tokenize(self, conversations):
+        def tokenize(self, conversations, image_counts=None):
             calls.append(1)
-            return prompt_format.tokenize(conversations)
+            return prompt_format.tokenize(conversations, image_counts)
 
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "lazy.png").write_bytes(b"decoded only when drawn")

@@ -129,7 +129,10 @@ def test_builtin_registry_is_complete():
                 "coco_caption", "minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq",
                 "scienceqa_img_lmms", "textvqa_lmms", "chartqa_lmms", "vqav2_lmms",
                 "scienceqa_llava", "textvqa_llava", "gqa_llava", "vqav2_testdev_llava"}
-    assert set(registry) == expected
+    text_only = {"boolq", "piqa", "siqa", "hellaswag", "winogrande", "arc_e", "arc_c", "obqa", "gsm8k"}
+    assert set(registry) == expected | text_only
+    assert {registry[n].metric for n in text_only - {"gsm8k"}} == {"commonsense_accuracy"}
+    assert registry["gsm8k"].metric == "gsm8k_accuracy"
     assert {n: registry[n].metric for n in ("scienceqa_img", "docvqa", "chartqa", "textvqa", "flickr30k")} == {
         "scienceqa_img": "mc_accuracy", "docvqa": "anls", "chartqa": "relaxed_accuracy", "textvqa": "vqa_accuracy",
         "flickr30k": "cider"}
@@ -258,7 +261,7 @@ def test_readme_parity_table_covers_the_registry():
     """Every registered benchmark has a row in the README's parity table, with the reference its entry names."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("### Parity with published numbers"):text.index("### Adding your own visual task")]
-    names = {"LLaVA-1.5": "llava-1.5", "lmms-eval": "lmms-eval", "neither": "none"}
+    names = {"LLaVA-1.5": "llava-1.5", "lmms-eval": "lmms-eval", "LLM-Adapters": "llm-adapters", "neither": "none"}
     rows = {}
     for line in section.splitlines():
         if line.startswith("| `"):

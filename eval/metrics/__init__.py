@@ -16,6 +16,8 @@ Per-sample metrics score one prediction in [0, 1] and a benchmark's score is the
 | mc_accuracy_lenient | rule "lenient"  | opt-in lenient extraction (not comparable) |
 | exact_match      | `exact_match`      | GQA, OCR-VQA, IconQA                |
 | cider / bleu4    | `cider`, `bleu4`   | captioning (COCO, Flickr30k)        |
+| commonsense_accuracy | `commonsense_accuracy` | the commonsense eight (first label of the answer format) |
+| gsm8k_accuracy   | `gsm8k_accuracy`   | GSM8K (the last number of the answer)  |
 
 A metric whose `needs_questions` is set reads each question's row (the lettered ones need its "choices": LLaVA's
 rule rejects a letter past the last option), so eval.score refuses to run it without the question file instead
@@ -30,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from eval.metrics.caption import bleu4, cider
 from eval.metrics.choice import CHOICE_RULES, extract_choice, mc_accuracy
+from eval.metrics.reasoning import commonsense_accuracy, gsm8k_accuracy
 from eval.metrics.text import anls, exact_match, levenshtein, normalize_exact, relaxed_accuracy
 from eval.metrics.vqa import normalize_vqa_answer, vqa_accuracy, vqav2_accuracy, vqav2_accuracy_lmms_eval
 
@@ -104,6 +107,8 @@ METRICS: Mapping[str, Metric] = MappingProxyType({
     "mc_accuracy_lmms_eval": Metric("mc_accuracy_lmms_eval", per_sample=_mc("lmms_eval")),
     "mc_accuracy_lenient": Metric("mc_accuracy_lenient", per_sample=_mc("lenient"), needs_questions=True),
     "exact_match": Metric("exact_match", per_sample=lambda p, a, q: exact_match(p, a)),
+    "commonsense_accuracy": Metric("commonsense_accuracy", per_sample=commonsense_accuracy, needs_questions=True),
+    "gsm8k_accuracy": Metric("gsm8k_accuracy", per_sample=lambda p, a, q: gsm8k_accuracy(p, a)),
     "cider": Metric("cider", corpus=cider),
     "bleu4": Metric("bleu4", corpus=bleu4),
 })

@@ -94,8 +94,11 @@ PROMPT_FORMAT_FILE = "prompt_format.json"
 class PromptFormat:
     """Turns conversations into token ids and labels, and questions into generation prompts (base class).
 
-    `image_seq_length` is how many image tokens the processor expands one `<image>` tag into (576 for llava-1.5);
-    the model replaces exactly that many embeddings with image features.
+    The data marks images with `<image>` tags; the processor's own placeholder (`image_token`: "<image>" for the
+    LLaVA families, "<|image_pad|>" for Qwen2-VL, None for a text-only model) stands for them in the rendered text
+    and is expanded to as many copies as that image has features. `image_counts` gives the count of each image of
+    a conversation in order (size-dependent for LLaVA-NeXT and Qwen2-VL, from the family's image processing);
+    without it every image counts `image_seq_length` (576 for llava-1.5).
     """
 
     conv_mode = "base"
@@ -104,29 +107,38 @@ class PromptFormat:
         self.tokenizer = processor.tokenizer
         self.processor = processor
         self.image_seq_length = image_seq_length
-        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_TAG)
+        has_images = getattr(processor, "image_processor", None) is not None
+        self.image_token = getattr(processor, "image_token", None) if has_images else None
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token) if self.image_token else None
         if self.tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer has no EOS token: answers could not end")
 
     @classmethod
-    def from_processor(cls, processor, conv_mode: str = "template") -> "PromptFormat":
-        """The format called `conv_mode`; the image expansion is measured by asking the processor itself, so it
-        always agrees with the model."""
-        from PIL import Image
-
+    def from_processor(cls, processor, conv_mode: str = "template",
+                       image_seq_length: int | None = None) -> "PromptFormat":
+        """The format called `conv_mode`. Unless `image_seq_length` is given, the image expansion is measured by
+        asking the processor itself (a square image at its input size), so it always agrees with the model."""
         if conv_mode not in CONV_MODES:
             raise ValueError(f"unknown conversation format --conv_mode {conv_mode!r}; choose one of {CONV_MODES}")
-        size = _processor_input_size(processor.image_processor)
-        probe = processor(text=IMAGE_TAG, images=Image.new("RGB", (size, size)), add_special_tokens=False)
-        image_id = processor.tokenizer.convert_tokens_to_ids(IMAGE_TAG)
-        count = sum(1 for t in probe["input_ids"][0] if t == image_id)
+        if image_seq_length is None:
+            image_seq_length = _probe_image_tokens(processor)
         if conv_mode == "llava_v1":
             from .llava_v1 import VicunaV1Format
 
-            return VicunaV1Format(processor, count)
-        return TemplateFormat(processor, count)
+            return VicunaV1Format(processor, image_seq_length)
+        return TemplateFormat(processor, image_seq_length)
 
-    def tokenize(self, conversations: list[dict]) -> TokenizedConversation:
+    def expand_images(self, text: str, counts: list[int] | None) -> str:
+        """`text` with the k-th image placeholder repeated counts[k] times (image_seq_length each by default)."""
+        if not self.image_token or self.image_token not in text:
+            return text
+        pieces = text.split(self.image_token)
+        counts = [self.image_seq_length] * (len(pieces) - 1) if counts is None else counts
+        if len(counts) != len(pieces) - 1:
+            raise ConversationError(f"{len(pieces) - 1} image placeholder(s) but {len(counts)} image(s)")
+        return pieces[0] + "".join(self.image_token * n + piece for n, piece in zip(counts, pieces[1:]))
+
+    def tokenize(self, conversations: list[dict], image_counts: list[int] | None = None) -> TokenizedConversation:
         """Token ids and labels (IGNORE_INDEX outside answers) for one LLaVA conversation."""
         raise NotImplementedError
 
@@ -134,7 +146,7 @@ class PromptFormat:
         """The text before the first answer of a one-question conversation (what training saw before it)."""
         raise NotImplementedError
 
-    def encode_prompt(self, prompt: str) -> list[int]:
+    def encode_prompt(self, prompt: str, image_counts: list[int] | None = None) -> list[int]:
         """Token ids of a generation prompt, exactly as the first training segment (BOS, expanded image tokens)."""
         raise NotImplementedError
 
@@ -171,20 +183,26 @@ class TemplateFormat(PromptFormat):
             done = self.render(messages[: k + 1], add_generation_prompt=False)
         return prompts, answers
 
-    def _encode(self, text: str, first: bool) -> list[int]:
-        text = text.replace(IMAGE_TAG, IMAGE_TAG * self.image_seq_length)
-        return self.tokenizer(text, add_special_tokens=first)["input_ids"]
+    def _encode(self, text: str, first: bool, counts: list[int] | None = None) -> list[int]:
+        return self.tokenizer(self.expand_images(text, counts), add_special_tokens=first)["input_ids"]
 
-    def tokenize(self, conversations: list[dict]) -> TokenizedConversation:
+    def tokenize(self, conversations: list[dict], image_counts: list[int] | None = None) -> TokenizedConversation:
         messages = to_messages(conversations)
+        num_images = sum(1 for m in messages for c in m["content"] if c["type"] == "image")
+        if num_images and not self.image_token:
+            raise ConversationError(f"{num_images} image(s), but this model has no vision tower (text only)")
         prompts, answers = self.prompt_segments(messages)
+        counts = [self.image_seq_length] * num_images if image_counts is None else list(image_counts)
+        if len(counts) != num_images:
+            raise ConversationError(f"{num_images} image(s) in the conversation but {len(counts)} image token counts")
         input_ids, labels = [], []
         for k, (prompt, answer) in enumerate(zip(prompts, answers)):
-            p = self._encode(prompt, first=k == 0)
+            slots = prompt.count(self.image_token) if self.image_token else 0
+            p = self._encode(prompt, first=k == 0, counts=counts[:slots])
+            counts = counts[slots:]
             a = self._encode(answer, first=False) + [self.tokenizer.eos_token_id]
             input_ids += p + a
             labels += [IGNORE_INDEX] * len(p) + a
-        num_images = sum(1 for m in messages for c in m["content"] if c["type"] == "image")
         return TokenizedConversation(input_ids, labels, num_images)
 
     def generation_prompt(self, text: str, num_images: int = 0, system: str | None = None) -> str:
@@ -192,8 +210,8 @@ class TemplateFormat(PromptFormat):
         messages.append({"role": "user", "content": [{"type": "image"}] * num_images + [{"type": "text", "text": text}]})
         return self.render(messages, add_generation_prompt=True)
 
-    def encode_prompt(self, prompt: str) -> list[int]:
-        return self._encode(prompt, first=True)
+    def encode_prompt(self, prompt: str, image_counts: list[int] | None = None) -> list[int]:
+        return self._encode(prompt, first=True, counts=image_counts)
 
 
 def read_conv_mode(directory: str | Path) -> str | None:
@@ -215,7 +233,19 @@ def write_prompt_format(directory: str | Path, prompt_format: PromptFormat) -> N
     (Path(directory) / PROMPT_FORMAT_FILE).write_text(json.dumps(prompt_format.record(), indent=2) + "\n")
 
 
-def _processor_input_size(image_processor) -> int:
+def _probe_image_tokens(processor) -> int:
+    """How many placeholder tokens the processor expands one image at its input size into (0: no images)."""
+    from PIL import Image
+
+    image_processor = getattr(processor, "image_processor", None)
+    token = getattr(processor, "image_token", None)
+    if image_processor is None or token is None:
+        return 0
     crop = getattr(image_processor, "crop_size", None) or {}
     size = getattr(image_processor, "size", None) or {}
-    return int(crop.get("height") or size.get("shortest_edge") or size.get("height") or 336)
+    get = (lambda d, k: d.get(k) if isinstance(d, dict) else getattr(d, k, None))
+    side = int(get(crop, "height") or get(size, "height") or get(size, "shortest_edge") or 336)
+    side = side if side <= 2048 else 448  # Qwen2-VL's "shortest_edge" is a pixel count, not a side
+    probe = processor(text=token, images=[Image.new("RGB", (side, side))], add_special_tokens=False)
+    token_id = processor.tokenizer.convert_tokens_to_ids(token)
+    return sum(1 for t in probe["input_ids"][0] if t == token_id)

@@ -29,6 +29,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -227,10 +228,15 @@ def load_source(path: str, cache_dir: str | None = None):
 # ------------------------------------------------------------------------------------------------- dataset
 class SupervisedDataset(torch.utils.data.Dataset):
     """Samples of one or more LLaVA files: checked cheaply up front, tokenized and decoded when drawn (see the
-    module docstring). `lengths()` and `has_image()` are known without tokenizing or opening anything."""
+    module docstring). `lengths()` and `has_image()` are known without tokenizing or opening anything.
 
-    def __init__(self, cfg: DataConfig, prompt_format: PromptFormat, image_processor):
+    `encode_images(images) -> (model inputs, image tokens per image)` is the model family's image processing (one
+    sample's images); without it the images go through `image_processor` and count `image_seq_length` each.
+    """
+
+    def __init__(self, cfg: DataConfig, prompt_format: PromptFormat, image_processor, encode_images=None):
         self.cfg, self.format, self.image_processor = cfg, prompt_format, image_processor
+        self.encode_images = encode_images
         self.skipped = Skipped()
         self._root = Path(cfg.image_folder).resolve() if cfg.image_folder is not None else None
         self._tables, self._caches, files, rows = [], [], [], []
@@ -255,7 +261,10 @@ class SupervisedDataset(torch.utils.data.Dataset):
         errors = table.column("error").to_pylist()
         images = table.column("images").to_pylist()
         path_errors = self._image_path_errors({p for paths in images for p in paths})
+        text_only = self.format.image_token is None  # a model without a vision tower
         for i, paths in enumerate(images):
+            if not errors[i] and paths and text_only:
+                errors[i] = f"{len(paths)} image(s), but this model has no vision tower (text only)"
             if not errors[i]:
                 errors[i] = next((path_errors[p] for p in paths if path_errors[p]), "")
         bad = [i for i, e in enumerate(errors) if e]
@@ -372,10 +381,11 @@ class SupervisedDataset(torch.utils.data.Dataset):
         return self._field(i, "conversations")
 
     # -------------------------------------------------------------------------------------------- lazy part
-    def tokenized(self, i: int):
-        """Sample `i` through the prompt format, with the checks that need the tokenizer (DataError if bad)."""
+    def tokenized(self, i: int, image_counts: list[int] | None = None):
+        """Sample `i` through the prompt format, with the checks that need the tokenizer (DataError if bad).
+        `image_counts`: the image tokens of each of its images (default: `image_seq_length` each)."""
         try:
-            tok = self.format.tokenize(self.conversations(i))
+            tok = self.format.tokenize(self.conversations(i), image_counts)
         except ConversationError as e:
             raise DataError(f"{self.where(i)}: {e}") from e
         if len(tok.input_ids) > self.cfg.model_max_length:
@@ -386,18 +396,23 @@ class SupervisedDataset(torch.utils.data.Dataset):
         return tok
 
     def load(self, i: int) -> dict:
-        """Sample `i` as the collator takes it: tokenized, images decoded and processed (DataError if bad)."""
-        tok = self.tokenized(i)
-        item = {"input_ids": torch.tensor(tok.input_ids), "labels": torch.tensor(tok.labels)}
+        """Sample `i` as the collator takes it: images decoded and processed first (their sizes decide their token
+        counts for anyres and Qwen2-VL), then tokenized (DataError if bad). Keys besides input_ids and labels are
+        the model's image inputs."""
         paths = self._field(i, "images")
+        image_inputs, counts = {}, None
         if paths:
             mean = getattr(self.image_processor, "image_mean", None)
             try:
                 imgs = [load_image(self._root / p, self.cfg.image_aspect_ratio, mean) for p in paths]
             except ImageError as e:
                 raise DataError(f"{self.where(i)}: {e}") from e
-            item["pixel_values"] = self.image_processor(imgs, return_tensors="pt")["pixel_values"]
-        return item
+            if self.encode_images is not None:
+                image_inputs, counts = self.encode_images(imgs)
+            else:
+                image_inputs = {"pixel_values": self.image_processor(imgs, return_tensors="pt")["pixel_values"]}
+        tok = self.tokenized(i, counts)
+        return {"input_ids": torch.tensor(tok.input_ids), "labels": torch.tensor(tok.labels), **image_inputs}
 
     def __getitem__(self, i: int) -> dict:
         for k in range(len(self)):
@@ -430,10 +445,14 @@ class SupervisedDataset(torch.utils.data.Dataset):
 
 @dataclass
 class Collator:
-    """Right-pad a batch for training; images of all samples are stacked in order (the model consumes them in the
-    order their `<image>` tokens appear)."""
+    """Right-pad a batch for training. The samples' image inputs are combined by `collate_images` (the model
+    family's rule; default: concatenated, in order: the model consumes them in the order their image tokens
+    appear), and `token_inputs(input_ids)` adds per-token inputs some families need (Qwen2-VL's
+    `mm_token_type_ids`)."""
 
     pad_token_id: int
+    collate_images: Callable[[list[dict]], dict] | None = None
+    token_inputs: Callable[[torch.Tensor], dict] | None = None
 
     def __call__(self, items: list[dict]) -> dict:
         from torch.nn.utils.rnn import pad_sequence
@@ -444,7 +463,11 @@ class Collator:
         for row, x in enumerate(items):
             mask[row, : len(x["input_ids"])] = 1
         batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
-        pixels = [x["pixel_values"] for x in items if "pixel_values" in x]
-        if pixels:
-            batch["pixel_values"] = torch.cat(pixels)
+        images = [{k: v for k, v in x.items() if k not in ("input_ids", "labels")} for x in items]
+        images = [inputs for inputs in images if inputs]
+        if images:
+            batch.update(self.collate_images(images) if self.collate_images else
+                         {k: torch.cat([x[k] for x in images]) for k in images[0]})
+        if self.token_inputs is not None:
+            batch.update(self.token_inputs(ids))
         return batch

@@ -52,6 +52,8 @@ class VicunaV1Format(PromptFormat):
 
     def __init__(self, processor, image_seq_length: int):
         super().__init__(processor, image_seq_length)
+        self.image_token = IMAGE_TAG  # LLaVA-1.5's own placeholder, whatever the processor calls its token
+        self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_TAG)
         if self.tokenizer.eos_token != SEP2:
             raise ValueError(f"--conv_mode llava_v1 is Vicuna's format, which ends every answer with {SEP2}, but this "
                              f"tokenizer's EOS is {self.tokenizer.eos_token!r}; use --conv_mode template")
@@ -79,26 +81,30 @@ class VicunaV1Format(PromptFormat):
             text += f"{ASSISTANT}:"
         return text, spans
 
-    def _encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    def _encode(self, text: str, counts: list[int] | None = None) -> tuple[list[int], list[tuple[int, int]]]:
         """LLaVA's `tokenizer_image_token` (image tags expanded), with each token's character span in `text`."""
         ids, offsets, position, drop = [], [], 0, 0
-        for k, chunk in enumerate(text.split(IMAGE_TAG)):
+        chunks = text.split(IMAGE_TAG)
+        counts = [self.image_seq_length] * (len(chunks) - 1) if counts is None else list(counts)
+        if len(counts) != len(chunks) - 1:
+            raise ConversationError(f"{len(chunks) - 1} image tag(s) but {len(counts)} image token counts")
+        for k, chunk in enumerate(chunks):
             encoded = self.tokenizer(chunk, add_special_tokens=True, return_offsets_mapping=True)
             chunk_ids, chunk_offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
             if k == 0:
                 drop = 1 if chunk_ids and chunk_ids[0] == self.tokenizer.bos_token_id else 0
             else:  # LLaVA drops as many leading tokens (the BOS) from every later piece as the first one had
                 chunk_ids, chunk_offsets = chunk_ids[drop:], chunk_offsets[drop:]
-                ids += [self.image_token_id] * self.image_seq_length
-                offsets += [(position - len(IMAGE_TAG), position)] * self.image_seq_length
+                ids += [self.image_token_id] * counts[k - 1]
+                offsets += [(position - len(IMAGE_TAG), position)] * counts[k - 1]
             ids += chunk_ids
             offsets += [(position + a, position + b) for a, b in chunk_offsets]
             position += len(chunk) + len(IMAGE_TAG)
         return ids, offsets
 
-    def tokenize(self, conversations: list[dict]) -> TokenizedConversation:
+    def tokenize(self, conversations: list[dict], image_counts: list[int] | None = None) -> TokenizedConversation:
         text, spans = self.render(conversations)
-        ids, offsets = self._encode(text)
+        ids, offsets = self._encode(text, image_counts)
         labels = [t if any(a < end and b > start for start, end in spans) else IGNORE_INDEX
                   for t, (a, b) in zip(ids, offsets)]
         answers = sum(1 for t in conversations if t["from"] == "gpt")
@@ -111,5 +117,5 @@ class VicunaV1Format(PromptFormat):
         question = [{"from": "human", "value": IMAGE_TAG * num_images + text}]
         return self.render(question, add_generation_prompt=True, system=system)[0]
 
-    def encode_prompt(self, prompt: str) -> list[int]:
-        return self._encode(prompt)[0]
+    def encode_prompt(self, prompt: str, image_counts: list[int] | None = None) -> list[int]:
+        return self._encode(prompt, image_counts)[0]

@@ -10,6 +10,7 @@ from torch import nn
 from ..distributed import gathered
 from ..flags import documented
 from ..model.builder import projector_parameters
+from ..model.families import family_of
 from .base import BuildContext, Method
 
 
@@ -54,7 +55,10 @@ class FullMethod(ProjectorMethod):
     arguments = FullArguments
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        family = family_of(model)
         train_vision = self.args.tune_vision_tower
+        if train_vision and family.image_token is None:
+            raise ValueError(f"--tune_vision_tower: {family.name} models have no vision tower")
         for name, p in model.named_parameters():
-            p.requires_grad_(train_vision or "vision_tower" not in name)
+            p.requires_grad_(train_vision or not family.is_vision(name))
         return model

@@ -18,21 +18,21 @@ from pathlib import Path
 import torch
 
 from ..model.builder import load_base
-from ..model.original import PEFT_PREFIX, hf_name, is_original_key_layout, read_tensors
+from ..model.original import LANGUAGE_MODEL, PEFT_PREFIX, hf_name, is_original_key_layout, read_tensors
 from .base import load_non_lora
 
 INDIVIDUAL_MANIFEST = "individual.json"  # written by the `individual` recipe
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 ORIGINAL_NON_LORA = "non_lora_trainables.bin"  # haotian-liu/LLaVA's name (torch pickle, read weights_only)
-LANGUAGE_MODEL = "model.language_model."
 
 
 class AdapterMismatchError(ValueError):
     """An adapter that does not fit the base it is loaded onto."""
 
 
-def read_adapter(path: str | Path):
-    """(peft config, adapter tensors under this project's names, whether the folder is in LLaVA's layout)."""
+def read_adapter(path: str | Path, llava_base: bool = True):
+    """(peft config, adapter tensors under this project's names, whether the folder is in LLaVA's layout). Only an
+    adapter for a LLaVA-1.5 base (`llava_base`) can be in LLaVA's layout: a text-only Llama's own keys look alike."""
     from peft import PeftConfig
 
     path = Path(path)
@@ -40,7 +40,7 @@ def read_adapter(path: str | Path):
     if file is None:
         raise FileNotFoundError(f"{path} has adapter_config.json but none of {ADAPTER_FILES}")
     config, weights = PeftConfig.from_pretrained(str(path)), read_tensors(file)
-    original = is_original_key_layout(weights)
+    original = llava_base and is_original_key_layout(weights)
     if original:
         renamed = {k: hf_name(k) for k in weights}
         unknown = sorted(k for k, v in renamed.items() if v is None)
@@ -78,7 +78,9 @@ def load_peft_adapter(model, path: str | Path):
     """`model` wrapped with the peft adapter of `path`, strictly (see the module docstring)."""
     from peft import PeftModel, get_peft_model_state_dict, set_peft_model_state_dict
 
-    config, weights, original = read_adapter(path)
+    from ..model.families import family_of
+
+    config, weights, original = read_adapter(path, llava_base=family_of(model).name == "llava")
     config.target_modules = _target_modules(model, config, path, original)
     config.inference_mode = True
     if hasattr(config, "init_lora_weights"):
@@ -125,7 +127,7 @@ def _processor_source(model_path: str, model_base: str | None) -> str:
 def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dtype = torch.float32,
                  attn_implementation: str | None = None):
     """(model, processor, kind) with kind in {"full", "peft", "moelora"}; the model is in eval mode."""
-    from ..data.images import load_processor
+    from ..model.families import family_of
 
     path = Path(model_path)
     if not path.is_dir():
@@ -152,5 +154,6 @@ def load_trained(model_path: str, model_base: str | None = None, dtype: torch.dt
         raise AdapterMismatchError(f"{model_path} holds both {ORIGINAL_NON_LORA} and non_lora_trainables.safetensors")
     load_non_lora(model, model_path)
     load_original_non_lora(model, model_path)
-    processor = load_processor(_processor_source(model_path, model_base))  # PIL image backend, as load_base
+    # the output's own processor files when it saved them (as training does), loaded the family's way
+    processor = family_of(model).load_processor(_processor_source(model_path, model_base))
     return model.eval(), processor, kind

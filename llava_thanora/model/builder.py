@@ -1,29 +1,21 @@
-"""Load a LLaVA base model (transformers' native `LlavaForConditionalGeneration`) for training or inference.
+"""Load a base model for training or inference through its family (`model/families/`), chosen from config.json.
 
-llava-hf checkpoints (llava-1.5-7b-hf, 13b) load unchanged. The vision tower and the language model are frozen;
-methods add trainable adapters, and the projector is trainable on request.
+llava-hf checkpoints (llava-1.5, llava-v1.6 / NeXT, OneVision), Qwen2-VL / Qwen2.5-VL and text-only causal LMs load
+with their native transformers classes. Everything is frozen; methods add trainable adapters, and the projector
+trains as LLaVA trains it (`train/main.py`). Module roles (LoRA targets, projector, vision tower) are the family's.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from types import MappingProxyType
 
 import torch
 from torch import nn
 
+from .families import family_of
 from .original import refuse_original
 
-PROJECTOR_KEY = "multi_modal_projector"
 DTYPES = MappingProxyType({"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16})
-_EXCLUDED = ("vision_tower", PROJECTOR_KEY, "lm_head")
-
-
-def default_attn_implementation() -> str:
-    """flash_attention_2 only where it can run (CUDA and the package present); sdpa everywhere else."""
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
 
 
 def resolve_dtype(name: str, bf16: bool = False, fp16: bool = False) -> torch.dtype:
@@ -47,47 +39,43 @@ def read_config(model_name_or_path: str) -> dict:
 
 def load_base(model_name_or_path: str, dtype: torch.dtype = torch.float32, attn_implementation: str | None = None):
     """(model, processor) from a checkpoint, everything frozen. Remote code is never trusted."""
-    from transformers import LlavaForConditionalGeneration
-
-    from ..data.images import load_processor
-
-    read_config(model_name_or_path)
-    model = LlavaForConditionalGeneration.from_pretrained(
-        model_name_or_path, dtype=dtype, attn_implementation=attn_implementation or default_attn_implementation(),
-    )
-    processor = load_processor(model_name_or_path)  # PIL image backend: LLaVA's pixels, torchvision or not
+    family = family_of(read_config(model_name_or_path))
+    model = family.load_model(model_name_or_path, dtype, attn_implementation)
+    processor = family.load_processor(model_name_or_path)  # images: PIL backend, LLaVA's pixels, torchvision or not
     model.requires_grad_(False)
     return model, processor
 
 
 def projector_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    return [(n, p) for n, p in model.named_parameters() if PROJECTOR_KEY in n]
+    """The vision-language projector's parameters (the family's; none for a text-only model)."""
+    return family_of(model).projector_parameters(model)
 
 
 def projector_module(model: nn.Module) -> nn.Module:
-    """The multimodal projector (llava-hf's LlavaMultiModalProjector) of a model or of a peft wrapper around one."""
-    found = [m for n, m in model.named_modules() if n.endswith(PROJECTOR_KEY)]
+    """The projector module of a model or of a peft wrapper around one (the family's first projector prefix)."""
+    family = family_of(model)
+    if not family.has_projector:
+        raise ValueError(f"{family.name} models have no vision-language projector")
+    key = family.projector_prefixes[0]
+    found = [m for n, m in model.named_modules() if n.endswith(key) and isinstance(m, nn.Module)]
     if len(found) != 1:
-        raise ValueError(f"expected one {PROJECTOR_KEY} module, found {len(found)}")
+        raise ValueError(f"expected one {key} module, found {len(found)}")
     return found[0]
 
 
 def lora_target_names(model: nn.Module, suffixes: str | None = None) -> list[str]:
     """Full names of the Linear layers to adapt.
 
-    Default: every nn.Linear of the language model, never the vision tower, the projector or lm_head. With
-    `suffixes` ("q_proj,v_proj"), the Linear layers whose names end with one of them, anywhere in the model.
+    Default: every nn.Linear of the language model (the family says which modules that is: never the vision
+    tower, the projector or lm_head). With `suffixes` ("q_proj,v_proj"), the Linear layers whose names end with
+    one of them, anywhere in the model.
     """
     wanted = [s.strip() for s in suffixes.split(",") if s.strip()] if suffixes else None
-    names = []
-    for name, module in model.named_modules():
-        if not isinstance(module, nn.Linear):
-            continue
-        if wanted is None:
-            if not any(part in name for part in _EXCLUDED):
-                names.append(name)
-        elif any(name == s or name.endswith("." + s) for s in wanted):
-            names.append(name)
+    if wanted is None:
+        names = family_of(model).lora_target_names(model)
+    else:
+        names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)
+                 and any(name == s or name.endswith("." + s) for s in wanted)]
     if not names:
         raise ValueError(f"no nn.Linear layer matches --lora_target_modules {suffixes!r}")
     return names

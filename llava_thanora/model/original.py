@@ -32,6 +32,7 @@ _PREFIXES = (
     ("lm_head.", "lm_head."),
 )
 PEFT_PREFIX = "base_model.model."
+LANGUAGE_MODEL = "model.language_model."  # where llava-hf keeps the modules LLaVA's LoRA suffixes named
 # LLaVA's --mm_vision_select_feature -> llava-hf's vision_feature_select_strategy
 SELECT_FEATURE = MappingProxyType({"patch": "default", "cls_patch": "full"})
 
@@ -131,7 +132,17 @@ def check_architecture_flags(config, *, mm_projector_type: str | None = None,
                              mm_use_im_start_end: bool | None = None, mm_use_im_patch_token: bool | None = None,
                              mm_patch_merge_type: str | None = None) -> None:
     """LLaVA's flags that describe the model, against a llava-hf `LlavaConfig`: a flag left out (None) or equal to
-    the checkpoint passes, any other value is an error naming the flag, its value and the checkpoint's."""
+    the checkpoint passes, any other value is an error naming the flag, its value and the checkpoint's. Given for a
+    checkpoint that is no LLaVA-1.5 (another model family), they are errors."""
+    given = {"--mm_projector_type": mm_projector_type, "--mm_vision_select_layer": mm_vision_select_layer,
+             "--mm_vision_select_feature": mm_vision_select_feature, "--mm_use_im_start_end": mm_use_im_start_end,
+             "--mm_use_im_patch_token": mm_use_im_patch_token, "--mm_patch_merge_type": mm_patch_merge_type}
+    if not any(v is not None for v in given.values()):
+        return
+    if getattr(config, "model_type", None) != "llava":
+        flags = ", ".join(f for f, v in given.items() if v is not None)
+        raise ValueError(f"{flags}: LLaVA-1.5's architecture flags, but the checkpoint is a {config.model_type} "
+                         f"model; leave them out")
     checkpoint = {
         "--mm_projector_type": f"mlp2x_{config.projector_hidden_act}",
         "--mm_vision_select_layer": config.vision_feature_layer,
@@ -141,9 +152,6 @@ def check_architecture_flags(config, *, mm_projector_type: str | None = None,
         "--mm_use_im_patch_token": False,  # nor an image patch token: the <image> token is expanded instead
         "--mm_patch_merge_type": "flat",  # LLaVA-1.5's (anyres/unpad are LLaVA-NeXT's, another model class)
     }
-    given = {"--mm_projector_type": mm_projector_type, "--mm_vision_select_layer": mm_vision_select_layer,
-             "--mm_vision_select_feature": mm_vision_select_feature, "--mm_use_im_start_end": mm_use_im_start_end,
-             "--mm_use_im_patch_token": mm_use_im_patch_token, "--mm_patch_merge_type": mm_patch_merge_type}
     for flag, value in given.items():
         if value is not None and value != checkpoint[flag]:
             raise ValueError(f"{flag} {value}: the checkpoint has {checkpoint[flag]}. The flag describes the model, "

@@ -79,6 +79,9 @@ class TinyConfig:
     """Longest sequence the language model supports."""
     seed: int = 0
     """Seed of the random weights and of the tokenizer corpus order."""
+    family: str = "llava"
+    """Model family: llava (LLaVA-1.5), llava_next, llava_onevision, qwen2_vl, qwen2_5_vl, or a text-only llama /
+    qwen2."""
     tokenizer_corpus: str | None = None
     """Comma-separated LLaVA JSON files whose conversation text is added to the tokenizer's training corpus, so a
     model built for a dataset tokenizes its words compactly."""
@@ -125,6 +128,41 @@ def train_tokenizer(output_dir: Path, cfg: TinyConfig):
         tok = LlamaTokenizer.from_pretrained(tmp, add_bos_token=True, add_eos_token=False, pad_token="<pad>")
         tok.save_pretrained(output_dir)
     return LlamaTokenizer.from_pretrained(output_dir)
+
+
+TEXT_FAMILIES = ("llama", "qwen2")  # tiny text-only models, built by the causal_lm family
+
+
+def build_tiny(output_dir: str | Path, cfg: TinyConfig | None = None) -> Path:
+    """A tiny random checkpoint of `cfg.family` in `output_dir`, loadable like a real one of that family."""
+    import transformers
+
+    from .families import family_classes
+
+    cfg = cfg or TinyConfig()
+    if cfg.family == "llava":
+        return build_tiny_llava(output_dir, cfg)
+    families = family_classes()
+    name = "causal_lm" if cfg.family in TEXT_FAMILIES else cfg.family
+    if name not in families or name == "llava":
+        raise ValueError(f"--family {cfg.family!r}: choose llava, {', '.join(n for n in families if n not in ('llava', 'causal_lm'))}"
+                         f", {', '.join(TEXT_FAMILIES)}")
+    family = families[name]()
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(out, cfg)
+    if family.tiny_special_tokens:
+        tokenizer.add_special_tokens({"additional_special_tokens": list(family.tiny_special_tokens)})
+    config, processor = family.tiny(tokenizer, cfg)
+    torch.manual_seed(cfg.seed)
+    model_class = getattr(transformers, family.model_class)
+    model = (model_class.from_config(config) if family.model_class.startswith("Auto") else
+             model_class._from_config(config))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    (out / "tiny_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return out
 
 
 def build_tiny_llava(output_dir: str | Path, cfg: TinyConfig | None = None) -> Path:
@@ -183,8 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = HfArgumentParser(TinyConfig)
     parser.add_argument("--output_dir", required=True, help="Where to write the checkpoint.")
     cfg, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=False)
-    path = build_tiny_llava(rest.output_dir, cfg)
-    print(f"tiny LLaVA written to {path}")
+    path = build_tiny(rest.output_dir, cfg)
+    print(f"tiny {cfg.family} written to {path}")
 
 
 if __name__ == "__main__":

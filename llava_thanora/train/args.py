@@ -100,10 +100,16 @@ class DataArguments:
     """Conversation format: template (the checkpoint's own chat template) or llava_v1 (LLaVA-1.5's vicuna_v1, with
     its system text: what llava-v1.5 was tuned and evaluated with). Recorded in the output's prompt_format.json,
     which eval.* follows by default."""
-    image_aspect_ratio: str = "pad"
+    image_aspect_ratio: str | None = None
     """pad (LLaVA-1.5's training setting: pad to a square in the mean colour, then the processor's resize and
     centre crop), square (LLaVA's default: the processor's resize and centre crop only) or original (the same as
-    square)."""
+    square). Default: the model family's (pad for LLaVA-1.5; original for the anyres and dynamic-resolution
+    families, whose processors keep the aspect ratio)."""
+    image_min_pixels: int | None = None
+    """Qwen2-VL / Qwen2.5-VL: the fewest pixels an image is resized to (its processor's min_pixels); saved with the
+    output's processor, so evaluation uses the same bounds."""
+    image_max_pixels: int | None = None
+    """Qwen2-VL / Qwen2.5-VL: the most pixels an image is resized to (max_pixels; bounds its image tokens)."""
     skip_bad_samples: bool = False
     """Drop (found before training) or replace (found when drawn) bad samples, count and report them, instead of
     stopping with an error."""
@@ -116,7 +122,7 @@ class DataArguments:
     """LLaVA's flag: data is always prepared lazily here (tokenized and decoded when drawn), so only True agrees."""
 
     def __post_init__(self):
-        if self.image_aspect_ratio not in ASPECT_RATIOS:
+        if self.image_aspect_ratio is not None and self.image_aspect_ratio not in ASPECT_RATIOS:
             raise ValueError(f"--image_aspect_ratio {self.image_aspect_ratio!r}: choose one of {ASPECT_RATIOS}")
         if self.lazy_preprocess is False:
             raise ValueError("--lazy_preprocess False: data is always prepared lazily here (as LLaVA's own "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 
 from ..distributed import full_numel, held_numel, is_partitioned
 
@@ -52,19 +53,27 @@ def load_data(parsed, processor):
     first, the others read its Arrow cache); samples are tokenized when drawn."""
     from ..data.conversation import PromptFormat
     from ..data.dataset import Collator, DataConfig, SupervisedDataset
+    from ..model.builder import read_config
+    from ..model.families import family_of
 
     data_args, args = parsed.data, parsed.training
+    family = family_of(read_config(parsed.model.model_name_or_path))
     data_cfg = DataConfig(
         data_paths=[p for p in data_args.data_path.split(",") if p], image_folder=data_args.image_folder,
-        model_max_length=args.model_max_length, image_aspect_ratio=data_args.image_aspect_ratio,
+        model_max_length=args.model_max_length,
+        image_aspect_ratio=data_args.image_aspect_ratio or family.default_aspect_ratio,
         skip_bad_samples=data_args.skip_bad_samples, cache_dir=data_args.data_cache_dir,
         max_samples=data_args.max_train_samples,
     )
+    images = family.image_token is not None
     with args.main_process_first(desc="parsing and checking the training data"):
-        prompt_format = PromptFormat.from_processor(processor, data_args.conv_mode)
-        dataset = SupervisedDataset(data_cfg, prompt_format, processor.image_processor)
+        prompt_format = PromptFormat.from_processor(processor, data_args.conv_mode,
+                                                    image_seq_length=family.nominal_image_tokens(processor))
+        encode = partial(family.process_images, processor) if images else None
+        dataset = SupervisedDataset(data_cfg, prompt_format, processor.image_processor, encode)
     logger.info(f"data: {len(dataset)} samples, tasks {dataset.tasks}, {dataset.skipped.count} skipped")
-    return dataset, Collator(processor.tokenizer.pad_token_id)
+    token_inputs = partial(family.token_inputs, image_token_id=prompt_format.image_token_id)
+    return dataset, Collator(processor.tokenizer.pad_token_id, family.collate_images, token_inputs)
 
 
 def load_model(parsed):
@@ -74,6 +83,7 @@ def load_model(parsed):
 
     from ..distributed import gathered
     from ..model.builder import load_base, projector_module, read_config, resolve_dtype
+    from ..model.families import family_of
     from ..model.original import check_architecture_flags, load_projector
 
     a, args = parsed.model, parsed.training
@@ -85,10 +95,10 @@ def load_model(parsed):
         mm_patch_merge_type=a.mm_patch_merge_type)
     model, processor = load_base(a.model_name_or_path, resolve_dtype(a.torch_dtype, args.bf16, args.fp16),
                                  a.attn_implementation)
-    vision = model.config.vision_config
-    logger.info(f"vision tower: the checkpoint's own {vision.model_type} ({vision.num_hidden_layers} layers, image "
-                f"{vision.image_size}, patch {vision.patch_size})"
-                + (f"; --vision_tower {a.vision_tower} is not loaded" if a.vision_tower else ""))
+    family_of(model).set_pixel_bounds(processor, parsed.data.image_min_pixels, parsed.data.image_max_pixels)
+    logger.info(family_of(model).describe(model)
+                + (f"; --vision_tower {a.vision_tower} is not loaded (the checkpoint holds its tower)"
+                   if a.vision_tower else ""))
     if a.pretrain_mm_mlp_adapter:
         projector = projector_module(model)
         with gathered(list(projector.parameters()), modifier_rank=0):
@@ -99,9 +109,21 @@ def load_model(parsed):
 
 def set_projector_training(model, model_args, learning_rate: float) -> None:
     """LLaVA's rule: the projector trains in every run (a LoRA method leaves it frozen, LLaVA turns it back on)
-    unless --freeze_mm_mlp_adapter; then there must still be something to train."""
+    unless --freeze_mm_mlp_adapter; then there must still be something to train. A family without a projector (a
+    text-only model) has nothing for the projector flags to act on: they are errors."""
     from ..model.builder import projector_parameters
+    from ..model.families import family_of
 
+    family = family_of(model)
+    if not family.has_projector:
+        given = [flag for flag, value in (("--mm_projector_lr", model_args.mm_projector_lr),
+                                          ("--tune_mm_projector", model_args.tune_mm_projector),
+                                          ("--freeze_mm_mlp_adapter", model_args.freeze_mm_mlp_adapter),
+                                          ("--pretrain_mm_mlp_adapter", model_args.pretrain_mm_mlp_adapter)) if value]
+        if given:
+            raise ValueError(f"{', '.join(given)}: {family.name} models have no vision-language projector, so the "
+                             f"flag has no effect; remove it")
+        return
     train = not model_args.freeze_mm_mlp_adapter
     for _, p in projector_parameters(model):
         p.requires_grad_(train)

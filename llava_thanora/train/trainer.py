@@ -23,7 +23,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..data.conversation import write_prompt_format
 from ..distributed import all_reduce_max_, gathered, is_zero3
 from ..methods.base import Method
-from ..model.builder import PROJECTOR_KEY
+from ..model.families import family_of
 from .sampler import LengthGroupedSampler
 
 
@@ -48,9 +48,12 @@ class LlavaTrainer(Trainer):
         # Detached tensors, converted to floats only when logged: an .item() per step would sync the GPU each time.
         self._pending_logs: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._zero3 = is_zero3(self.model)
-        if self._zero3:
+        self.family = family_of(self.model)
+        if self._zero3 and self.family.image_token is not None:
+            # the blank image's inputs, made once by the family's own image processing
+            self._blank_inputs = self.family.blank_image_inputs(self.processing_class)
             root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            root.model.language_model.register_forward_pre_hook(self._run_vision_on_blank, with_kwargs=True)
+            self.family.decoder(root).register_forward_pre_hook(self._run_vision_on_blank, with_kwargs=True)
 
     # ----------------------------------------------------------------------------------------------- sampler
     def _get_train_sampler(self, train_dataset=None):
@@ -78,7 +81,7 @@ class LlavaTrainer(Trainer):
         groups: dict[tuple[bool, bool], list] = defaultdict(list)
         for name, p in opt_model.named_parameters():
             if p.requires_grad:
-                groups[(name in decay, PROJECTOR_KEY in name)].append(p)
+                groups[(name in decay, self.family.is_projector(name))].append(p)
         param_groups = []
         # Projector groups last, so the logged learning rate (the first group's) is the main one.
         for (has_decay, is_projector), params in sorted(groups.items(), key=lambda kv: kv[0][1]):
@@ -127,13 +130,9 @@ class LlavaTrainer(Trainer):
         if not getattr(self, "_blank_image_needed", False) or kwargs.get("inputs_embeds") is None:
             return None
         root = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        config, embeds = root.config, kwargs["inputs_embeds"]
-        size = config.vision_config.image_size
-        blank = torch.zeros(1, 3, size, size, dtype=embeds.dtype, device=embeds.device)
-        features = root.model.get_image_features(
-            pixel_values=blank, vision_feature_layer=config.vision_feature_layer,
-            vision_feature_select_strategy=config.vision_feature_select_strategy, return_dict=True).pooler_output
-        return args, {**kwargs, "inputs_embeds": embeds + 0.0 * sum(f.sum() for f in features).to(embeds.dtype)}
+        embeds = kwargs["inputs_embeds"]
+        features = self.family.blank_vision(root, self._blank_inputs)
+        return args, {**kwargs, "inputs_embeds": embeds + 0.0 * features.to(embeds.dtype)}
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor(0.0 if torch.isfinite(loss.detach()).all() else 1.0, device=loss.device)

@@ -115,6 +115,8 @@ def load_source(dataset: str, config: str | None, split: str):
                 raise ValueError(f"{path}: no split {split!r}; available: {sorted(loaded)}")
             return loaded[split]
         return loaded
+    if path.is_file() and path.suffix in (".json", ".jsonl"):  # e.g. LLM-Adapters' dataset/<task>/test.json
+        return datasets.load_dataset("json", data_files=str(path), split="train")
     if path.is_file():
         files = [path]
     else:
