@@ -7,19 +7,25 @@ instead of previewing again.
 
 The flags are ThanoRAConfig's own fields (`--thanora_<field>`, derived by `llava_thanora.flags.arguments_from`)
 plus the preview batch size, which only this glue uses.
+
+Under ZeRO-3 the preview gathers parameters module by module, so every rank must run the same modules in the same
+order: a batch without an image also runs LLaVA's vision path, on a blank image and with the preview's recording
+paused (the Trainer does the same during training, `train/trainer.py`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 from torch import nn
 
 from ..data.preview import task_previews
-from ..distributed import is_zero3, rank, world_size
+from ..distributed import is_zero3, rank, world_size, zero_stage
 from ..flags import arguments_from, config_from, documented
 from ..thanora import ThanoRAConfig, apply_thanora, load_thanora, plot_rank_allocation, save_thanora
+from ..thanora.covariance import Recording, default_forward
 from .base import BuildContext, Method, load_non_lora, save_non_lora, split_trainable
 from .lora import lora_config
 
@@ -41,6 +47,48 @@ ThanoRAArguments = arguments_from(
     doc="The --thanora_* flags: every ThanoRAConfig field (its seed is --seed) and the preview batch size.")
 
 
+def check_checkpointing(training_args, lam: float) -> None:
+    """Refuse reentrant gradient checkpointing under DeepSpeed ZeRO-2/3 with the penalty on: the penalty then adds a
+    second, separate gradient to each LoRA weight per step, which ZeRO-2 rejects and ZeRO-3 crashes on."""
+    if lam == 0 or not getattr(training_args, "gradient_checkpointing", False):
+        return
+    kwargs = training_args.gradient_checkpointing_kwargs or {}
+    if isinstance(kwargs, str):
+        kwargs = json.loads(kwargs)
+    stage = zero_stage(getattr(training_args, "deepspeed", None))
+    if kwargs.get("use_reentrant") and stage >= 2:
+        raise ValueError(
+            f"--method thanora with --thanora_lambda {lam} cannot train with --gradient_checkpointing_kwargs "
+            f"'{{\"use_reentrant\": true}}' under DeepSpeed ZeRO-{stage}: the penalty and the reentrant recompute "
+            "give each LoRA weight two separate gradients per step. Use non-reentrant checkpointing "
+            "(--gradient_checkpointing_kwargs '{\"use_reentrant\": false}', the default), or --thanora_lambda 0.")
+
+
+def lockstep_forward(model: nn.Module, batch: dict, recording: Recording) -> None:
+    """The preview forward under ZeRO-3: a batch without `pixel_values` runs the vision tower and projector on a
+    blank image right after the token embedding (where LLaVA runs them for an image batch), with recording paused,
+    so that every rank calls the same modules in the same order whatever its data."""
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model
+    vision = getattr(root, "get_image_features", None)
+    if "pixel_values" in batch or vision is None:
+        default_forward(model, batch, recording)
+        return
+    config = root.config
+
+    def blank_vision(module, args, output):
+        size = config.vision_config.image_size
+        blank = torch.zeros(1, 3, size, size, dtype=output.dtype, device=output.device)
+        with recording.paused():
+            vision(pixel_values=blank, vision_feature_layer=config.vision_feature_layer,
+                   vision_feature_select_strategy=config.vision_feature_select_strategy)
+
+    handle = root.get_input_embeddings().register_forward_hook(blank_vision)
+    try:
+        default_forward(model, batch, recording)
+    finally:
+        handle.remove()
+
+
 class ThanoRAMethod(Method):
     name = "thanora"
     arguments = ThanoRAArguments
@@ -50,6 +98,7 @@ class ThanoRAMethod(Method):
         self.state = None
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        check_checkpointing(ctx.training_args, self.args.thanora_lambda)
         if ctx.resume_dir and os.path.isfile(os.path.join(ctx.resume_dir, "thanora.json")):
             peft_model, self.state = load_thanora(model, ctx.resume_dir)
             return peft_model
@@ -58,7 +107,8 @@ class ThanoRAMethod(Method):
         config = config_from(self.args, ThanoRAConfig, seed=ctx.training_args.seed)
         batches = task_previews(ctx.train_dataset, ctx.collator, config.preview_samples,
                                 self.args.thanora_preview_batch_size, rank(), world_size())
-        peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches)
+        forward = lockstep_forward if is_zero3(model) else None
+        peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches, forward=forward)
         return peft_model
 
     def start_step(self, model: nn.Module) -> None:
