@@ -13,8 +13,9 @@ Init: apply_thanora (preview forwards + spectra + allocation + blocks) next to p
 (preprocess_corda + get_peft_model) on the same model and the same T x N samples, each in a fresh process
 (alternating, fastest of --init-repeats), with its peak RSS and, for ThanoRA, the time per module type.
 llava-1.5-7b width, one decoder layer, as in BENCHMARKS.md:
-  python bench/bench_thanora.py --llava7b-shapes --layers 1 --vocab 1024 --r 128 --skip step,memory \
+  python bench/bench_thanora.py --llava7b-shapes --layers 1 --vocab 1024 --r 128 --skip step,memory,checkpoint \
       --preview-samples 64 --seq 256 --cov-budget-mb 1024 --init-repeats 1
+Checkpoint: the bytes `save_thanora` writes per init mode next to peft's save_pretrained of the same LoRA.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -68,8 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--attn", default="auto", help="attention implementation; auto = flash_attention_2 on CUDA when "
                    "flash-attn is installed, else sdpa")
     p.add_argument("--llava7b-shapes", action="store_true", help="hidden 4096, inter 11008, 32 heads, vocab 32064")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init (or corda, thanora "
-                   "inside init)")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init,checkpoint (or corda, "
+                   "thanora inside init)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="for MFU; 0 = guess from the GPU name")
     p.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--init-child", default="", help=argparse.SUPPRESS)
@@ -358,6 +360,34 @@ def bench_init(args, num_tasks: int, isolate: bool = True) -> list[str]:
     return rows
 
 
+def bench_checkpoint(args, num_tasks: int) -> list[str]:
+    """Bytes that a checkpoint of each init mode holds for the adapter (what `save_thanora` writes) next to peft's
+    own `save_pretrained` of a plain LoRA at the same rank on the same modules."""
+    import tempfile
+
+    from llava_thanora.thanora import save_thanora
+
+    def size(directory: Path) -> int:
+        return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+    base = build_base(args)
+    rows = ["| adapter files of one checkpoint | bytes | ratio to LoRA | files |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lora_dir = Path(tmp) / "lora"
+        get_peft_model(copy.deepcopy(base), lora_config(args)).save_pretrained(str(lora_dir))
+        lora_bytes = size(lora_dir)
+        rows.append(f"| LoRA r={args.r} (peft save_pretrained) | {lora_bytes:,} | 1.000 | "
+                    f"{', '.join(sorted(p.name for p in lora_dir.iterdir()))} |")
+        for mode in ("activation", "random", "context"):
+            out = Path(tmp) / mode
+            model, state = apply_thanora(copy.deepcopy(base), lora_config(args),
+                                         ThanoRAConfig(init=mode, preview_samples=2), task_batches(args, num_tasks, 2))
+            save_thanora(str(out), model, state)
+            rows.append(f"| ThanoRA init={mode}, T={num_tasks} | {size(out):,} | {size(out) / lora_bytes:.3f} | "
+                        f"{', '.join(sorted(p.name for p in out.iterdir()))} |")
+    return rows
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.memory_child:  # the fresh child processes of bench_memory / bench_init print one JSON line
@@ -379,6 +409,8 @@ def main(argv=None) -> None:
         print("\n".join(bench_memory(args, task_counts)) + "\n", flush=True)
     if "init" not in skip:
         print("\n".join(bench_init(args, task_counts[0])) + "\n", flush=True)
+    if "checkpoint" not in skip:
+        print("\n".join(bench_checkpoint(args, task_counts[0])) + "\n", flush=True)
 
 
 if __name__ == "__main__":

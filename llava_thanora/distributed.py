@@ -2,8 +2,10 @@
 
 Under ZeRO-3 a partitioned parameter carries DeepSpeed's bookkeeping (`ds_id`, `ds_numel`, `ds_tensor`) and has
 shape [0] outside its module's forward. `is_partitioned` is the only test for that in the project, and `gathered`
-the only way to materialize such parameters (DeepSpeed is imported only when one exists). Rank, world size and
-the few collectives ThanoRA's preview needs live here too, so no other module reads them by hand.
+the only way to materialize such parameters (DeepSpeed is imported only when one exists); `gathered_per_module`
+does it module by module during forwards run outside DeepSpeed's engine (ThanoRA's preview), with a `GatherMeter`
+counting what a rank holds. Rank, world size, the ZeRO stage of a config and the few collectives ThanoRA's
+preview needs live here too, so no other module reads them by hand.
 """
 
 from __future__ import annotations
@@ -75,12 +77,11 @@ class GatherMeter:
 
     def __init__(self, model: nn.Module) -> None:
         sharded = [p for p in model.parameters() if is_partitioned(p)]
-        self.partitioned = bool(sharded)
-        """Whether the model is ZeRO-3 partitioned at all (else every method here is a no-op)."""
+        self.partitioned = bool(sharded)  # else every method here is a no-op
         self.partition = sum(held_numel(p) for p in sharded)
+        # The largest module's own parameters: what one per-module gather adds at most.
         self.largest_module = max((sum(full_numel(p) for p in m.parameters(recurse=False)) for m in model.modules()),
                                   default=0)
-        """Elements of the largest module's own parameters (what one per-module gather can add at most)."""
         self.peak = self.partition
         self._extra = 0
 

@@ -83,3 +83,16 @@ def test_float32_opt_in_is_inaccurate_on_outliers(weight):
     ref_entropy, ref_block = reference(weight, x)
     entropy, block = thanora_spectrum(weight, x, cov_dtype="float32")
     assert abs(entropy - ref_entropy) > 1e-4 or ((block - ref_block).norm() / ref_block.norm()).item() > 1e-2
+
+
+def test_activation_rows_are_the_top_eigenvectors_of_the_damped_covariance():
+    """init=activation: A_t = top eigenvectors of C_t (only the top k are computed on CPU), against torch's eigh."""
+    from llava_thanora.thanora.blocks import CovarianceFactorization
+
+    x = heavy_tailed_activations(1e4, seed=7).double()
+    cov = x.T @ x / x.shape[0]
+    _, vecs = torch.linalg.eigh(cov + EPS * cov.diagonal().mean() * torch.eye(D_IN, dtype=torch.float64))
+    rows = CovarianceFactorization(cov.clone(), EPS, "activation").top_eigenvectors(K)
+    reference = vecs.flip(1)[:, :K].T
+    assert rows.shape == (K, D_IN)
+    torch.testing.assert_close((rows * reference).sum(1).abs(), torch.ones(K, dtype=torch.float64), atol=1e-8, rtol=0)

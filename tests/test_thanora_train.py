@@ -195,3 +195,19 @@ def test_reentrant_checkpointing_is_refused_under_zero_2_and_3_before_the_previe
     # build() checks first: the model (None here) and the data are never touched.
     with pytest.raises(ValueError, match="use_reentrant"):
         ThanoRAMethod(ThanoRAArguments()).build(None, BuildContext(model_args=None, training_args=args({"use_reentrant": True})))
+
+
+def test_resumed_context_run_ends_where_the_uninterrupted_one_does(tiny_model, two_task_data, tmp_path):
+    """A checkpoint holds only the portable adapter and thanora.json; its halves rebuild the residual base and the
+    trained factors, so resuming gives bit-identical weights (context init: the hardest layout)."""
+    from safetensors.torch import load_file
+
+    steps = ("--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1", "--thanora_init", "context",
+             "--learning_rate", "5e-3", "--lora_dropout", "0.1")
+    main(thanora_args(tiny_model, two_task_data, tmp_path / "full", *steps))
+    checkpoint = tmp_path / "full/checkpoint-1"
+    assert not (checkpoint / "thanora_init.safetensors").exists() and not (checkpoint / "thanora_residual").exists()
+    main(thanora_args(tiny_model, two_task_data, tmp_path / "resumed", *steps, "--resume_from_checkpoint",
+                      str(checkpoint)))
+    a, b = (load_file(tmp_path / run / "adapter_model.safetensors") for run in ("full", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
