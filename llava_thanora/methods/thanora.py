@@ -24,6 +24,7 @@ from torch import nn
 from ..data.preview import task_previews
 from ..distributed import is_zero3, rank, world_size, zero_stage
 from ..flags import arguments_from, config_from, documented
+from ..model.families import family_of
 from ..thanora import ThanoRAConfig, apply_thanora, load_thanora, plot_rank_allocation, save_thanora
 from ..thanora.covariance import Recording, default_forward
 from .base import BuildContext, Method, load_non_lora, save_non_lora, split_trainable
@@ -64,29 +65,29 @@ def check_checkpointing(training_args, lam: float) -> None:
             "(--gradient_checkpointing_kwargs '{\"use_reentrant\": false}', the default), or --thanora_lambda 0.")
 
 
-def lockstep_forward(model: nn.Module, batch: dict, recording: Recording) -> None:
-    """The preview forward under ZeRO-3: a batch without `pixel_values` runs the vision tower and projector on a
-    blank image right after the token embedding (where LLaVA runs them for an image batch), with recording paused,
-    so that every rank calls the same modules in the same order whatever its data."""
-    root = model.get_base_model() if hasattr(model, "get_base_model") else model
-    vision = getattr(root, "get_image_features", None)
-    if "pixel_values" in batch or vision is None:
-        default_forward(model, batch, recording)
-        return
-    config = root.config
+def lockstep_forward(family, blank_inputs: dict | None):
+    """The preview forward under ZeRO-3: a batch without `pixel_values` runs the family's vision path on a blank
+    image right before the decoder (where the model runs it for an image batch; the trainer does the same), with
+    recording paused, so that every rank gathers the same modules in the same order whatever its data.
+    `blank_inputs` None (a text-only family): the plain forward."""
 
-    def blank_vision(module, args, output):
-        size = config.vision_config.image_size
-        blank = torch.zeros(1, 3, size, size, dtype=output.dtype, device=output.device)
-        with recording.paused():
-            vision(pixel_values=blank, vision_feature_layer=config.vision_feature_layer,
-                   vision_feature_select_strategy=config.vision_feature_select_strategy)
+    def forward(model: nn.Module, batch: dict, recording: Recording) -> None:
+        if "pixel_values" in batch or blank_inputs is None:
+            default_forward(model, batch, recording)
+            return
+        root = model.get_base_model() if hasattr(model, "get_base_model") else model
 
-    handle = root.get_input_embeddings().register_forward_hook(blank_vision)
-    try:
-        default_forward(model, batch, recording)
-    finally:
-        handle.remove()
+        def blank_vision(module, args, kwargs):
+            with recording.paused():
+                family.blank_vision(root, blank_inputs)
+
+        handle = family.decoder(root).register_forward_pre_hook(blank_vision, with_kwargs=True)
+        try:
+            default_forward(model, batch, recording)
+        finally:
+            handle.remove()
+
+    return forward
 
 
 class ThanoRAMethod(Method):
@@ -107,7 +108,11 @@ class ThanoRAMethod(Method):
         config = config_from(self.args, ThanoRAConfig, seed=ctx.training_args.seed)
         batches = task_previews(ctx.train_dataset, ctx.collator, config.preview_samples,
                                 self.args.thanora_preview_batch_size, rank(), world_size())
-        forward = lockstep_forward if is_zero3(model) else None
+        forward = None
+        if is_zero3(model):
+            family = family_of(model)
+            blank = family.blank_image_inputs(ctx.processor) if family.image_token is not None else None
+            forward = lockstep_forward(family, blank)
         peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches, forward=forward)
         return peft_model
 
