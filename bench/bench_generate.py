@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     ap.add_argument("--model-path", default=None)
     ap.add_argument("--model-base", default=None)
     ap.add_argument("--benchmark", default="minimix_vqa")
+    ap.add_argument("--data-root", default=None, help="root of the benchmark's files (default: the entry's own)")
     ap.add_argument("--n", type=int, default=64, help="questions")
     ap.add_argument("--batch-sizes", default="1,4,16")
     ap.add_argument("--max-new-tokens", type=int, default=16)
@@ -44,7 +45,7 @@ def main(argv=None) -> None:
     model, processor, _ = load_trained(model_path, args.model_base)
     model.to(args.device)
     bench = get_benchmarks(args.benchmark)[0]
-    paths = bench.paths()
+    paths = bench.paths(args.data_root)
     questions = load_questions(str(paths.question_file), limit=args.n)
     gen = Generator(model, processor, str(paths.image_folder), max_new_tokens=args.max_new_tokens, model_id="bench")
     # The same number of tokens for every answer, so batching cannot win by stopping early.

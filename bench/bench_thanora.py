@@ -9,20 +9,29 @@ Step time: LoRA and ThanoRA (T = 4 and 16, penalty on) steps are measured altern
 Memory: on CUDA, torch.cuda.max_memory_allocated over the training steps; on CPU, the peak RSS
 (resource.getrusage) of a fresh subprocess per method that builds the model and trains, so one run
 cannot inherit another's high-water mark.
-Init: apply_thanora (preview forwards + SVDs + allocation + residual) next to peft's CorDA
-(preprocess_corda + get_peft_model) on the same model and the same T x N samples.
+Init: apply_thanora (preview forwards + spectra + allocation + blocks) next to peft's CorDA
+(preprocess_corda + get_peft_model) on the same model and the same T x N samples, each in a fresh process
+(alternating, fastest of --init-repeats), with its peak RSS and, for ThanoRA, the time per module type.
+llava-1.5-7b width, one decoder layer, as in BENCHMARKS.md:
+  python bench/bench_thanora.py --llava7b-shapes --layers 1 --vocab 1024 --r 128 --skip step,memory,checkpoint \
+      --preview-samples 64 --seq 256 --cov-budget-mb 1024 --init-repeats 1
+Checkpoint: the bytes `save_thanora` writes per init mode next to peft's save_pretrained of the same LoRA.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import gc
+import importlib.util
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from peft import LoraConfig, get_peft_model
@@ -52,18 +61,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--mem-steps", type=int, default=3)
     p.add_argument("--preview-samples", type=int, default=8, help="N samples per task for the init timing")
+    p.add_argument("--cov-budget-mb", type=float, default=4096.0, help="ThanoRAConfig.cov_budget_mb for the init")
+    p.add_argument("--cov-dtype", default="float64", help="ThanoRAConfig.cov_dtype for the init")
+    p.add_argument("--init", default="activation", help="ThanoRAConfig.init for the init timing")
+    p.add_argument("--init-repeats", type=int, default=2, help="alternating repeats of each init (fastest kept)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--attn", default="auto", help="attention implementation; auto = flash_attention_2 on CUDA when "
+                   "flash-attn is installed, else sdpa")
     p.add_argument("--llava7b-shapes", action="store_true", help="hidden 4096, inter 11008, 32 heads, vocab 32064")
-    p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init")
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init,checkpoint (or corda, "
+                   "thanora inside init)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="for MFU; 0 = guess from the GPU name")
     p.add_argument("--memory-child", default="", help=argparse.SUPPRESS)
+    p.add_argument("--init-child", default="", help=argparse.SUPPRESS)
+    p.add_argument("--init-tasks", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.llava7b_shapes:
         args.hidden, args.intermediate, args.heads, args.vocab = 4096, 11008, 32, 32064
         if "--layers" not in (argv or sys.argv):
             args.layers = 32
     return args
+
+
+def attention(args) -> str:
+    """flash_attention_2 on CUDA when flash-attn is installed, else sdpa (or what --attn names)."""
+    if args.attn != "auto":
+        return args.attn
+    return "flash_attention_2" if _cuda(args) and importlib.util.find_spec("flash_attn") else "sdpa"
 
 
 def build_base(args) -> LlamaForCausalLM:
@@ -73,7 +98,7 @@ def build_base(args) -> LlamaForCausalLM:
     torch.manual_seed(0)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     with torch.device(args.device):
-        model = LlamaForCausalLM._from_config(config, dtype=dtype, attn_implementation="sdpa")
+        model = LlamaForCausalLM._from_config(config, dtype=dtype, attn_implementation=attention(args))
     return model.eval()
 
 
@@ -175,14 +200,33 @@ def bench_steps(args, base, task_counts) -> list[str]:
     return rows
 
 
-def memory_child(args) -> None:
-    """Runs in a fresh process: build, train mem_steps steps, print the peak as JSON."""
-    method, num_tasks = args.memory_child.split(":")
+def _cuda(args) -> bool:
+    return args.device.startswith("cuda")
+
+
+def _release(args) -> None:
+    """Free what an in-process measurement left, so that the next one starts from the same memory (CUDA; on
+    CPU an in-process peak RSS cannot be reset anyway)."""
+    if _cuda(args):
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_mib(args) -> float:
+    if _cuda(args):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure_memory(args, method: str, num_tasks: int) -> dict:
+    """Build, train mem_steps steps; the peak (CUDA max allocated, or this process's peak RSS) and the memory
+    before the steps, in MiB."""
     base = build_base(args)
-    model, state = build_method(args, base, method, int(num_tasks))
+    model, state = build_method(args, base, method, num_tasks)
     del base
     step = make_step(args, model, state)
-    if args.device.startswith("cuda"):
+    if _cuda(args):
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated() / 2**20
     else:
@@ -190,78 +234,183 @@ def memory_child(args) -> None:
             before = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
     for _ in range(args.mem_steps):
         step()
-    if args.device.startswith("cuda"):
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"peak_mib": peak, "before_mib": before}))
+    return {"peak_mib": _peak_mib(args), "before_mib": before}
 
 
-def bench_memory(args, task_counts) -> list[str]:
-    kind = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS of a fresh process"
+def _child(flag: str, value: str, extra: tuple[str, ...] = ()) -> dict:
+    """Run this script again as a fresh process with `flag value`; its last stdout line is JSON."""
+    cmd = [sys.executable, __file__, *sys.argv[1:], flag, value, *extra]
+    return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def bench_memory(args, task_counts, isolate: bool = True) -> list[str]:
+    """Peak memory of LoRA and ThanoRA training steps. `isolate`: each in a fresh process (needed for CPU RSS);
+    else in this process, which is exact for CUDA's max allocated (the GPU suite)."""
+    kind = "CUDA max allocated" if _cuda(args) else "peak RSS of a fresh process" if isolate else "peak RSS (in-process)"
     rows = [f"| method | {kind} (MiB) | ratio to LoRA | before the training steps (MiB) |", "|---|---|---|---|"]
     results = {}
     for method, t in [("lora", 1)] + [("thanora", t) for t in task_counts]:
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--memory-child", f"{method}:{t}"]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        results[method if method == "lora" else f"thanora T={t}"] = json.loads(out)
+        if isolate:
+            result = _child("--memory-child", f"{method}:{t}")
+        else:
+            _release(args)
+            result = measure_memory(args, method, t)
+        results[method if method == "lora" else f"thanora T={t}"] = result
     for name, result in results.items():
         peak = result["peak_mib"]
         rows.append(f"| {name} | {peak:,.0f} | {peak / results['lora']['peak_mib']:.3f} | {result['before_mib']:,.0f} |")
     return rows
 
 
-def bench_init(args, base, num_tasks: int) -> list[str]:
+@contextlib.contextmanager
+def _timing_thanora_parts(args, breakdown: dict[str, float]):
+    """Time ThanoRA's spectra per module type and the eigenvectors of C (activation init) while inside."""
+    import llava_thanora.thanora.apply as apply_module
+    from llava_thanora.thanora.blocks import CovarianceFactorization
+
+    nested = [0.0]  # eigenvector time spent inside task_factors, counted on its own row
+
+    def timed_by(key_of, fn, inner: bool):
+        def wrapper(*a, **k):
+            start, before = time.perf_counter(), nested[0]
+            try:
+                return fn(*a, **k)
+            finally:
+                elapsed = time.perf_counter() - start
+                if inner:
+                    nested[0] += elapsed
+                else:
+                    elapsed -= nested[0] - before
+                breakdown[key_of(*a)] = breakdown.get(key_of(*a), 0.0) + elapsed
+        return wrapper
+
+    # Module types by their weight's shape (q/k/v/o share one).
+    shapes = {(args.hidden, args.hidden): "q/k/v/o_proj", (args.intermediate, args.hidden): "gate/up_proj",
+              (args.hidden, args.intermediate): "down_proj"}
+    original = apply_module.task_factors, CovarianceFactorization.top_eigenvectors
+    apply_module.task_factors = timed_by(lambda w, *_: f"spectrum of W C_t, {shapes.get(tuple(w.shape), 'other')}",
+                                         original[0], inner=False)
+    CovarianceFactorization.top_eigenvectors = timed_by(
+        lambda self, *_: f"top eigenvectors of C_t (activation init), d_in = {self.cov.shape[0]}", original[1],
+        inner=True)
+    try:
+        yield
+    finally:
+        apply_module.task_factors, CovarianceFactorization.top_eigenvectors = original
+
+
+def measure_init(args, method: str, num_tasks: int) -> dict:
+    """Build the base, run one init (ThanoRA or peft's CorDA) on the preview samples: the seconds, the peak
+    memory and, for ThanoRA, where the time went."""
+    base = build_base(args)
     # peft's CorDA hook needs one sample per forward (it squeezes dim 0), so both get batch-1 forwards.
     tasks = task_batches(argparse.Namespace(**{**vars(args), "batch": 1}), num_tasks, args.preview_samples)
-    all_batches = [b for batches in tasks.values() for b in batches]
-    config = ThanoRAConfig(preview_samples=args.preview_samples)
-
-    def run_corda() -> None:
-        model = copy.deepcopy(base)
+    breakdown: dict[str, float] = {}
+    if method == "corda":
         corda = LoraConfig(r=args.r, lora_alpha=2 * args.r, target_modules=TARGETS, init_lora_weights="corda",
                            corda_config=CordaConfig(corda_method="ipm"))
 
         def run_model() -> None:
-            for batch in all_batches:
-                model(**{k: v.to(args.device) for k, v in batch.items()})
+            for batches in tasks.values():
+                for batch in batches:
+                    base(**{k: v.to(args.device) for k, v in batch.items()})
 
-        preprocess_corda(model, corda, run_model=run_model)
-        get_peft_model(model, corda)
+        def run() -> None:
+            preprocess_corda(base, corda, run_model=run_model)
+            get_peft_model(base, corda)
 
-    def run_thanora() -> None:
-        apply_thanora(copy.deepcopy(base), lora_config(args), config, tasks)
+        seconds = timed(args, run)
+    else:
+        config = ThanoRAConfig(preview_samples=args.preview_samples, cov_budget_mb=args.cov_budget_mb,
+                               cov_dtype=args.cov_dtype, init=args.init)
+        with _timing_thanora_parts(args, breakdown):
+            seconds = timed(args, lambda: apply_thanora(base, lora_config(args), config, tasks))
+        breakdown["preview forwards + covariance accumulation + blocks"] = seconds - sum(breakdown.values())
+    return {"seconds": seconds, "peak_mib": _peak_mib(args), "breakdown": breakdown}
 
+
+def bench_init(args, num_tasks: int, isolate: bool = True) -> list[str]:
+    """ThanoRA vs CorDA init on the same model and samples, alternating; `isolate` as in bench_memory."""
     samples = num_tasks * args.preview_samples
-    times = {"CorDA (peft)": [], f"ThanoRA T={num_tasks}": []}
-    for _ in range(2):  # alternate, keep the faster of two
-        times["CorDA (peft)"].append(timed(args, run_corda))
-        times[f"ThanoRA T={num_tasks}"].append(timed(args, run_thanora))
-    rows = [f"| init ({samples} samples = {num_tasks} tasks x {args.preview_samples}) | total (s) | ms / sample |",
-            "|---|---|---|"]
-    for name, values in times.items():
-        rows.append(f"| {name} | {min(values):.2f} | {1000 * min(values) / samples:.1f} |")
+    names = {"corda": "CorDA (peft preprocess_corda + get_peft_model)",
+             "thanora": f"ThanoRA T={num_tasks}, init={args.init}, cov_dtype={args.cov_dtype}"}
+    methods = [m for m in ("corda", "thanora") if m not in args.skip.split(",")]
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    for _ in range(args.init_repeats):
+        for method in methods:
+            if isolate:
+                results[method].append(_child("--init-child", method, ("--init-tasks", str(num_tasks))))
+            else:
+                _release(args)
+                results[method].append(measure_init(args, method, num_tasks))
+    best = {m: min(r, key=lambda x: x["seconds"]) for m, r in results.items()}
+    memory = "CUDA max allocated" if _cuda(args) else "peak RSS" + ("" if isolate else " (in-process)")
+    rows = [f"| init ({samples} samples = {num_tasks} tasks x {args.preview_samples} of {args.seq} tokens, batch-1 "
+            f"forwards; fastest of {args.init_repeats}) | total (s) | ms / sample | ratio to CorDA | {memory} (MiB) |",
+            "|---|---|---|---|---|"]
+    for method, result in best.items():
+        ratio = f"{result['seconds'] / best['corda']['seconds']:.2f}" if "corda" in best else "n/a"
+        rows.append(f"| {names[method]} | {result['seconds']:.2f} | {1000 * result['seconds'] / samples:.1f} | {ratio} "
+                    f"| {result['peak_mib']:,.0f} |")
+    if "thanora" in best:
+        rows += ["", "| ThanoRA init, where the time went | s | share |", "|---|---|---|"]
+        total = best["thanora"]["seconds"]
+        for key, value in sorted(best["thanora"]["breakdown"].items(), key=lambda kv: -kv[1]):
+            rows.append(f"| {key} | {value:.2f} | {value / total:.0%} |")
+    return rows
+
+
+def bench_checkpoint(args, num_tasks: int) -> list[str]:
+    """Bytes that a checkpoint of each init mode holds for the adapter (what `save_thanora` writes) next to peft's
+    own `save_pretrained` of a plain LoRA at the same rank on the same modules."""
+    import tempfile
+
+    from llava_thanora.thanora import save_thanora
+
+    def size(directory: Path) -> int:
+        return sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+
+    base = build_base(args)
+    rows = ["| adapter files of one checkpoint | bytes | ratio to LoRA | files |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        lora_dir = Path(tmp) / "lora"
+        get_peft_model(copy.deepcopy(base), lora_config(args)).save_pretrained(str(lora_dir))
+        lora_bytes = size(lora_dir)
+        rows.append(f"| LoRA r={args.r} (peft save_pretrained) | {lora_bytes:,} | 1.000 | "
+                    f"{', '.join(sorted(p.name for p in lora_dir.iterdir()))} |")
+        for mode in ("activation", "random", "context"):
+            out = Path(tmp) / mode
+            model, state = apply_thanora(copy.deepcopy(base), lora_config(args),
+                                         ThanoRAConfig(init=mode, preview_samples=2), task_batches(args, num_tasks, 2))
+            save_thanora(str(out), model, state)
+            rows.append(f"| ThanoRA init={mode}, T={num_tasks} | {size(out):,} | {size(out) / lora_bytes:.3f} | "
+                        f"{', '.join(sorted(p.name for p in out.iterdir()))} |")
     return rows
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.memory_child:
-        memory_child(args)
+    if args.memory_child:  # the fresh child processes of bench_memory / bench_init print one JSON line
+        method, num_tasks = args.memory_child.split(":")
+        print(json.dumps(measure_memory(args, method, int(num_tasks))))
+        return
+    if args.init_child:
+        print(json.dumps(measure_init(args, args.init_child, args.init_tasks)))
         return
     task_counts = [int(t) for t in args.tasks.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     print("command: python " + " ".join(sys.argv))
     print(f"model: LlamaForCausalLM hidden {args.hidden}, inter {args.intermediate}, {args.layers} layers, "
           f"vocab {args.vocab}; batch {args.batch} x seq {args.seq}; r {args.r}; {args.device} {args.dtype}; "
-          f"torch threads {torch.get_num_threads()}\n")
-    base = build_base(args)
+          f"attention {attention(args)}; torch threads {torch.get_num_threads()}\n")
     if "step" not in skip:
-        print("\n".join(bench_steps(args, base, task_counts)) + "\n")
+        print("\n".join(bench_steps(args, build_base(args), task_counts)) + "\n", flush=True)
     if "memory" not in skip:
-        print("\n".join(bench_memory(args, task_counts)) + "\n")
+        print("\n".join(bench_memory(args, task_counts)) + "\n", flush=True)
     if "init" not in skip:
-        print("\n".join(bench_init(args, base, task_counts[0])) + "\n")
+        print("\n".join(bench_init(args, task_counts[0])) + "\n", flush=True)
+    if "checkpoint" not in skip:
+        print("\n".join(bench_checkpoint(args, task_counts[0])) + "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Under ZeRO-3 a partitioned parameter carries DeepSpeed's bookkeeping (`ds_id`, `ds_numel`, `ds_tensor`) and has
 shape [0] outside its module's forward. `is_partitioned` is the only test for that in the project, and `gathered`
-the only way to materialize such parameters (DeepSpeed is imported only when one exists). Rank, world size and
-the few collectives ThanoRA's preview needs live here too, so no other module reads them by hand.
+the only way to materialize such parameters (DeepSpeed is imported only when one exists); `gathered_per_module`
+does it module by module during forwards run outside DeepSpeed's engine (ThanoRA's preview), with a `GatherMeter`
+counting what a rank holds. Rank, world size, the ZeRO stage of a config and the few collectives ThanoRA's
+preview needs live here too, so no other module reads them by hand.
 """
 
 from __future__ import annotations
@@ -67,6 +69,85 @@ def gathered(params: Iterable[nn.Parameter], modifier_rank: int | None = None) -
 
     with deepspeed.zero.GatheredParameters(partitioned, modifier_rank=modifier_rank):
         yield
+
+
+class GatherMeter:
+    """Counts the parameter elements this rank holds while ZeRO-3 partitions are gathered through it: its own
+    partitions always, plus every gathered parameter in full while gathered. `peak` is the most at once."""
+
+    def __init__(self, model: nn.Module) -> None:
+        sharded = [p for p in model.parameters() if is_partitioned(p)]
+        self.partitioned = bool(sharded)  # else every method here is a no-op
+        self.partition = sum(held_numel(p) for p in sharded)
+        # The largest module's own parameters: what one per-module gather adds at most.
+        self.largest_module = max((sum(full_numel(p) for p in m.parameters(recurse=False)) for m in model.modules()),
+                                  default=0)
+        self.peak = self.partition
+        self._extra = 0
+
+    @contextlib.contextmanager
+    def gathered(self, params: Iterable[nn.Parameter]) -> Iterator[None]:
+        """`gathered(params)` (read-only), counted."""
+        params = list(params)
+        extra = sum(full_numel(p) for p in params if is_partitioned(p) and p.ds_status.name == "NOT_AVAILABLE")
+        with gathered(params):
+            self._extra += extra
+            self.peak = max(self.peak, self.partition + self._extra)
+            try:
+                yield
+            finally:
+                self._extra -= extra
+
+
+@contextlib.contextmanager
+def gathered_per_module(model: nn.Module) -> Iterator[GatherMeter]:
+    """Inside the block, each module of a ZeRO-3 partitioned `model` has its own (direct) parameters gathered
+    while its forward runs and released right after, as DeepSpeed's engine does during training; outside an
+    engine nothing else would gather them. All ranks must run the same modules in the same order (each gather
+    is a collective). Read-only: changes made to gathered parameters are discarded. Yields the meter that
+    counts what this rank holds (no-op, with `partitioned` False, for a model that is not partitioned).
+    """
+    meter = GatherMeter(model)
+    if not meter.partitioned:
+        yield meter
+        return
+    open_gathers: dict[nn.Module, list[contextlib.AbstractContextManager]] = {}
+
+    def before(module: nn.Module, args) -> None:
+        context = meter.gathered(module.parameters(recurse=False))
+        context.__enter__()
+        open_gathers.setdefault(module, []).append(context)
+
+    def after(module: nn.Module, args, output) -> None:
+        stack = open_gathers.get(module)
+        if stack:
+            stack.pop().__exit__(None, None, None)
+
+    handles = []
+    for module in model.modules():
+        if any(is_partitioned(p) for p in module.parameters(recurse=False)):
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after, always_call=True))
+    try:
+        yield meter
+    finally:
+        for handle in handles:
+            handle.remove()
+        for stack in open_gathers.values():  # left open only by an exception inside a forward
+            while stack:
+                stack.pop().__exit__(None, None, None)
+
+
+def zero_stage(deepspeed_config: str | dict | None) -> int:
+    """The ZeRO stage of a DeepSpeed config (`--deepspeed` path or dict); 0 without DeepSpeed."""
+    if not deepspeed_config:
+        return 0
+    if isinstance(deepspeed_config, str):
+        import json
+
+        with open(deepspeed_config) as handle:
+            deepspeed_config = json.load(handle)
+    return int(deepspeed_config.get("zero_optimization", {}).get("stage", 0))
 
 
 def _comm_device(tensor: torch.Tensor) -> torch.device:

@@ -77,6 +77,17 @@ def test_allocation_sums_exactly():
         assert sum(ranks) == r - r_coop and min(ranks) >= 1
 
 
+def test_allocation_when_a_task_never_reached_the_layer():
+    # The missing task gets r_min = 1; the others split r_spec - 1 = 9 by softmax([9, 8]): quotas 6.58, 2.42.
+    assert allocate_ranks([0.9, None, 0.8], r=12, r_coop=2, tau=0.1) == [7, 1, 2]
+    shares = rank_shares([0.9, None, 0.8], 0.1)
+    assert shares[1] is None and shares[0] == pytest.approx(math.e / (math.e + 1)) and sum(shares[::2]) == 1.0
+    assert allocate_ranks([None, 0.5], r=8, r_coop=2, tau=0.1, r_min=2) == [2, 4]
+    # No task reached it: uniform split, no shares.
+    assert allocate_ranks([None, None, None], r=7, r_coop=0, tau=0.1) == [3, 2, 2]
+    assert rank_shares([None, None], 0.1) == [None, None]
+
+
 def test_allocation_errors():
     with pytest.raises(ValueError, match="at least one"):
         allocate_ranks([], 8, 0, 0.1)
@@ -148,6 +159,52 @@ def test_penalty_gradient_reaches_every_block():
     for tensor, grad in zip(A + B, grads):
         assert grad.abs().sum() > 0
         torch.testing.assert_close(grad, tensor.grad, rtol=1e-9, atol=1e-12)
+
+
+def soft_naive_penalty(A_blocks, B_blocks, mu, scaling):
+    """B side with columns b_j / sqrt(||b_j||^2 + rho_j^2), rho_j = mu / (scaling ||a_j||) (detached), by loops."""
+    total = 0.0
+    b_soft = []
+    for a, b in zip(A_blocks, B_blocks):
+        rho = mu / (scaling * a.detach().norm(dim=1))
+        b_soft.append(b / (b.norm(dim=0, keepdim=True) ** 2 + rho[None, :] ** 2).sqrt())
+    for i, j in itertools.combinations(range(len(B_blocks)), 2):
+        total = total + (b_soft[i].T @ b_soft[j]).pow(2).sum()
+    return total
+
+
+def test_soft_b_normalization_equals_loop_definition():
+    A, B = random_blocks([2, 3, 1], seed=4)
+    B = [(0.05 * b).detach().requires_grad_(True) for b in B]  # columns comparable to the floor
+    value = spr_penalty(A, B, "B", mu=0.3, scaling=2.0)
+    reference = soft_naive_penalty(A, B, 0.3, 2.0)
+    assert 1e-3 < value.item() < spr_penalty(A, B, "B").item()  # the floor lowers the penalty of small columns
+    assert value.item() == pytest.approx(reference.item(), rel=1e-10)
+    value.backward()
+    grads = [b.grad.clone() for b in B]
+    for b in B:
+        b.grad = None
+    reference.backward()
+    for b, grad in zip(B, grads):
+        torch.testing.assert_close(grad, b.grad, rtol=1e-9, atol=1e-14)
+    assert all(a.grad is None for a in A)  # the floor is detached: the B side never asks A to shrink
+
+
+def test_soft_b_normalization_keeps_the_gradient_bounded_near_zero():
+    """Scale-free columns have a gradient ~ 1/||b||; with the floor each column's gradient is at most
+    2 (R - 1) / rho_j (|d bsoft / d b| <= 1 / rho_j and |d penalty / d bsoft_i| <= 2 (R - 1))."""
+    A, B = random_blocks([2, 3], seed=5)
+    tiny = [(1e-6 * b).detach().requires_grad_(True) for b in B]
+    spr_penalty(A, tiny, "B").backward()
+    assert max(b.grad.norm(dim=0).max().item() for b in tiny) > 1e4
+    for b in tiny:
+        b.grad = None
+    mu, scaling = 0.1, 2.0
+    spr_penalty(A, tiny, "B", mu=mu, scaling=scaling).backward()
+    for a, b in zip(A, tiny):
+        rho = mu / (scaling * a.detach().norm(dim=1))
+        assert (b.grad.norm(dim=0) <= 2 * (5 - 1) / rho).all()
+        assert b.grad.norm(dim=0).max().item() < 1e-6
 
 
 def test_penalty_input_errors():

@@ -122,7 +122,7 @@ def test_other_init_modes_keep_base(tasks, mode):
 
 def test_shared_inputs_detected(tasks):
     peft_model, _ = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=4), tasks)
-    groups = discover_shared_inputs(peft_model, lora_layers(peft_model), tasks["narrow"][0], lambda m, b: m(**b))
+    groups = discover_shared_inputs(peft_model, lora_layers(peft_model), tasks["narrow"][0], lambda m, b, rec: m(**b))
     attn, mlp = "model.layers.0.self_attn.", "model.layers.0.mlp."
     assert [attn + "q_proj", attn + "k_proj", attn + "v_proj"] in groups
     assert [mlp + "gate_proj", mlp + "up_proj"] in groups
@@ -130,9 +130,11 @@ def test_shared_inputs_detected(tasks):
 
 
 def test_covariance_budget_gives_identical_result(tasks):
-    _, unlimited = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=8), tasks)
-    # 0.05 MB holds about three 64x64 float32 covariances: many groups, many preview passes.
-    _, tiny = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=8, cov_budget_mb=0.05), tasks)
+    # context init: the blocks depend on the covariances too, and are kept (init_blocks) for comparison.
+    _, unlimited = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=8, init="context"), tasks)
+    # 0.05 MB holds one 64x64 float64 covariance (32 KB): one group per pass, many preview passes.
+    _, tiny = apply_thanora(make_base(), lora_config(),
+                            ThanoRAConfig(preview_samples=8, cov_budget_mb=0.05, init="context"), tasks)
     one_shot = {task: iter(batches) for task, batches in tasks.items()}
     with pytest.raises(ValueError, match="one-shot iterator"):
         apply_thanora(make_base(), lora_config(), ThanoRAConfig(cov_budget_mb=0.05), one_shot)
@@ -147,7 +149,9 @@ def test_collector_matches_spr_penalty_and_checkpointing(tasks):
     batch = tasks["narrow"][0]
     results = []
     for checkpointing in ("none", "non-reentrant", "reentrant"):
-        peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=4), tasks)
+        # context init: B is nonzero, so the B side (with its floor) counts too.
+        peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(preview_samples=4, init="context"),
+                                          tasks)
         if checkpointing != "none":
             peft_model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": checkpointing == "reentrant"})
@@ -171,7 +175,9 @@ def test_collector_matches_spr_penalty_and_checkpointing(tasks):
     for name, alloc in state.modules.items():
         a, b = layers[name].lora_A["default"].weight, layers[name].lora_B["default"].weight
         slices = alloc.slices(state.r_coop)
-        reference.append(spr_penalty([a[s:e] for s, e in slices], [b[:, s:e] for s, e in slices], "AB").item())
+        mu = state.config.penalty_floor * alloc.weight_rms
+        reference.append(spr_penalty([a[s:e] for s, e in slices], [b[:, s:e] for s, e in slices], "AB", mu=mu,
+                                     scaling=layers[name].scaling["default"]).item())
         assert per_module[name] == pytest.approx(reference[-1], rel=1e-5)
     assert pen0 == pytest.approx(sum(reference) / len(reference), rel=1e-5)
 
@@ -208,19 +214,21 @@ def test_penalty_lowers_with_lambda(tasks):
 def test_saved_files_and_json_shape(trained):
     _, state, out = trained
     data = json.loads((out / "thanora.json").read_text())
-    assert set(data) == {"tasks", "r", "r_coop", "config", "modules"}
+    assert set(data) == {"tasks", "r", "r_coop", "lora_alpha", "config", "modules"}
     assert data["tasks"] == ["narrow", "periodic"] and data["r"] == R and data["r_coop"] == state.r_coop
     assert data["config"]["lam"] == 0.1
     assert set(data["modules"]) == set(state.modules)
     assert all(not name.startswith("base_model") for name in data["modules"])
     entry = data["modules"]["model.layers.1.mlp.up_proj"]
-    assert set(entry) == {"coop_slice", "tasks", "penalty"} and entry["coop_slice"] == [0, state.r_coop]
+    assert set(entry) == {"coop_slice", "tasks", "penalty", "weight_rms"} and entry["coop_slice"] == [0, state.r_coop]
     assert isinstance(entry["penalty"], float)
     first, second = entry["tasks"]["narrow"], entry["tasks"]["periodic"]
     assert set(first) == {"entropy", "share", "rank", "slice"}
     assert first["slice"] == [state.r_coop, state.r_coop + first["rank"]]
     assert second["slice"] == [first["slice"][1], R]
     assert not (out / "rank_allocation.png").exists()  # saving draws nothing; the training glue plots
+    # Only what loading and resuming need: the portable adapter (its halves hold the initial blocks) and the json.
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "thanora.json"]
     assert json.loads((out / "adapter_config.json").read_text())["r"] == 2 * R
 
 
@@ -253,6 +261,23 @@ def test_load_thanora_restores_training_state(trained, tasks):
     assert restored_state.finish_step().requires_grad
 
 
+@pytest.mark.parametrize("mode", ["activation", "random"])
+def test_untouched_base_modes_save_only_the_trained_adapter(tasks, tmp_path, mode):
+    """No residual: resuming needs neither A0/B0 (not even kept in memory) nor a second copy of the adapter."""
+    peft_model, state = apply_thanora(make_base(), lora_config(), ThanoRAConfig(init=mode, preview_samples=4), tasks)
+    assert state.init_blocks == {}
+    train(peft_model, state, tasks, steps=3)
+    save_thanora(str(tmp_path), peft_model, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
+                                                          "thanora.json"]
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["r"] == R
+    batch = tasks["periodic"][2]
+    restored, restored_state = load_thanora(make_base(), str(tmp_path))
+    torch.testing.assert_close(logits(restored.eval(), batch), logits(peft_model, batch), atol=1e-6, rtol=1e-6)
+    assert restored_state.penalties() == pytest.approx(state.penalties())
+    assert {n: a.weight_rms for n, a in restored_state.modules.items()} == {n: a.weight_rms for n, a in state.modules.items()}
+
+
 def test_bad_inputs_are_rejected(tasks):
     with pytest.raises(ValueError, match="rank_pattern"):
         apply_thanora(make_base(), LoraConfig(r=R, target_modules=TARGETS, rank_pattern={"q_proj": 4}),
@@ -261,7 +286,7 @@ def test_bad_inputs_are_rejected(tasks):
         apply_thanora(make_base(), LoraConfig(r=2, target_modules=TARGETS), ThanoRAConfig(r_coop=1), tasks)
     with pytest.raises(ValueError, match="no preview batches"):
         apply_thanora(make_base(), lora_config(), ThanoRAConfig(), {"empty": [], **tasks})
-    with pytest.raises(ValueError, match="saw no input tokens"):
+    with pytest.raises(ValueError, match="'empty' has no preview samples"):
         apply_thanora(make_base(), lora_config(), ThanoRAConfig(), {**tasks, "empty": []})
     with pytest.raises(FileNotFoundError, match="not a ThanoRA output directory"):
         load_thanora(make_base(), "/nonexistent")

@@ -42,6 +42,8 @@ class BuildContext:
     target_modules: list[str] | None = None
     resume_dir: str | None = None
     """A checkpoint to restore method state from instead of running data-driven initialization again."""
+    processor: Any = None
+    """The checkpoint's processor (a preview under ZeRO-3 runs the family's vision path on a blank image with it)."""
 
 
 class Method(FlagOwner):

@@ -7,19 +7,26 @@ instead of previewing again.
 
 The flags are ThanoRAConfig's own fields (`--thanora_<field>`, derived by `llava_thanora.flags.arguments_from`)
 plus the preview batch size, which only this glue uses.
+
+Under ZeRO-3 the preview gathers parameters module by module, so every rank must run the same modules in the same
+order: a batch without an image also runs LLaVA's vision path, on a blank image and with the preview's recording
+paused (the Trainer does the same during training, `train/trainer.py`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 from torch import nn
 
 from ..data.preview import task_previews
-from ..distributed import is_zero3, rank, world_size
+from ..distributed import is_zero3, rank, world_size, zero_stage
 from ..flags import arguments_from, config_from, documented
+from ..model.families import family_of
 from ..thanora import ThanoRAConfig, apply_thanora, load_thanora, plot_rank_allocation, save_thanora
+from ..thanora.covariance import Recording, default_forward
 from .base import BuildContext, Method, load_non_lora, save_non_lora, split_trainable
 from .lora import lora_config
 
@@ -41,6 +48,48 @@ ThanoRAArguments = arguments_from(
     doc="The --thanora_* flags: every ThanoRAConfig field (its seed is --seed) and the preview batch size.")
 
 
+def check_checkpointing(training_args, lam: float) -> None:
+    """Refuse reentrant gradient checkpointing under DeepSpeed ZeRO-2/3 with the penalty on: the penalty then adds a
+    second, separate gradient to each LoRA weight per step, which ZeRO-2 rejects and ZeRO-3 crashes on."""
+    if lam == 0 or not getattr(training_args, "gradient_checkpointing", False):
+        return
+    kwargs = training_args.gradient_checkpointing_kwargs or {}
+    if isinstance(kwargs, str):
+        kwargs = json.loads(kwargs)
+    stage = zero_stage(getattr(training_args, "deepspeed", None))
+    if kwargs.get("use_reentrant") and stage >= 2:
+        raise ValueError(
+            f"--method thanora with --thanora_lambda {lam} cannot train with --gradient_checkpointing_kwargs "
+            f"'{{\"use_reentrant\": true}}' under DeepSpeed ZeRO-{stage}: the penalty and the reentrant recompute "
+            "give each LoRA weight two separate gradients per step. Use non-reentrant checkpointing "
+            "(--gradient_checkpointing_kwargs '{\"use_reentrant\": false}', the default), or --thanora_lambda 0.")
+
+
+def lockstep_forward(family, blank_inputs: dict | None):
+    """The preview forward under ZeRO-3: a batch without `pixel_values` runs the family's vision path on a blank
+    image right before the decoder (where the model runs it for an image batch; the trainer does the same), with
+    recording paused, so that every rank gathers the same modules in the same order whatever its data.
+    `blank_inputs` None (a text-only family): the plain forward."""
+
+    def forward(model: nn.Module, batch: dict, recording: Recording) -> None:
+        if "pixel_values" in batch or blank_inputs is None:
+            default_forward(model, batch, recording)
+            return
+        root = model.get_base_model() if hasattr(model, "get_base_model") else model
+
+        def blank_vision(module, args, kwargs):
+            with recording.paused():
+                family.blank_vision(root, blank_inputs)
+
+        handle = family.decoder(root).register_forward_pre_hook(blank_vision, with_kwargs=True)
+        try:
+            default_forward(model, batch, recording)
+        finally:
+            handle.remove()
+
+    return forward
+
+
 class ThanoRAMethod(Method):
     name = "thanora"
     arguments = ThanoRAArguments
@@ -50,6 +99,7 @@ class ThanoRAMethod(Method):
         self.state = None
 
     def build(self, model: nn.Module, ctx: BuildContext) -> nn.Module:
+        check_checkpointing(ctx.training_args, self.args.thanora_lambda)
         if ctx.resume_dir and os.path.isfile(os.path.join(ctx.resume_dir, "thanora.json")):
             peft_model, self.state = load_thanora(model, ctx.resume_dir)
             return peft_model
@@ -58,7 +108,12 @@ class ThanoRAMethod(Method):
         config = config_from(self.args, ThanoRAConfig, seed=ctx.training_args.seed)
         batches = task_previews(ctx.train_dataset, ctx.collator, config.preview_samples,
                                 self.args.thanora_preview_batch_size, rank(), world_size())
-        peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches)
+        forward = None
+        if is_zero3(model):
+            family = family_of(model)
+            blank = family.blank_image_inputs(ctx.processor) if family.image_token is not None else None
+            forward = lockstep_forward(family, blank)
+        peft_model, self.state = apply_thanora(model, lora_config(ctx), config, batches, forward=forward)
         return peft_model
 
     def start_step(self, model: nn.Module) -> None:

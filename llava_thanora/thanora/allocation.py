@@ -3,6 +3,8 @@
     normalized_entropy(s_t)        heterogeneity score H_t of each task's spectrum
     rank_shares(H, tau)            softmax(H_t / tau) over the tasks
     allocate_ranks(H, r, ...)      largest-remainder ranks that sum to r - r_coop, each >= r_min
+
+A task that never reached a layer has entropy None there: it gets r_min (see `allocate_ranks`).
 """
 
 from __future__ import annotations
@@ -51,24 +53,33 @@ def check_tau(tau: float) -> None:
         raise ValueError(f"tau must be > 0 (inf allowed), got {tau}")
 
 
-def rank_shares(entropies: Sequence[float], tau: float) -> list[float]:
-    """`softmax(H / tau)` over tasks; `tau = inf` gives exactly uniform shares."""
+def rank_shares(entropies: Sequence[float | None], tau: float) -> list[float | None]:
+    """`softmax(H / tau)` over tasks; `tau = inf` gives exactly uniform shares.
+
+    A task whose entropy is None (it never reached the layer, see `allocate_ranks`) has no share (None); the
+    others' shares are the softmax over them alone, so they still sum to 1.
+    """
     if len(entropies) == 0:
         raise ValueError("rank_shares needs at least one task entropy")
     check_tau(tau)
-    if any(not math.isfinite(h) for h in entropies):
+    present = [h for h in entropies if h is not None]
+    if any(not math.isfinite(h) for h in present):
         raise ValueError(f"entropies must be finite, got {list(entropies)}")
+    if not present:
+        return [None] * len(entropies)
     if math.isinf(tau):
-        return [1.0 / len(entropies)] * len(entropies)
-    top = max(entropies)
-    # Subtracting the max keeps exp() in range for small tau.
-    weights = [math.exp((h - top) / tau) for h in entropies]
+        weights = [1.0] * len(present)
+    else:
+        top = max(present)
+        # Subtracting the max keeps exp() in range for small tau.
+        weights = [math.exp((h - top) / tau) for h in present]
     total = sum(weights)
-    return [w / total for w in weights]
+    shares = iter(w / total for w in weights)
+    return [None if h is None else next(shares) for h in entropies]
 
 
 def allocate_ranks(
-    entropies: Sequence[float], r: int, r_coop: int, tau: float, r_min: int = 1
+    entropies: Sequence[float | None], r: int, r_coop: int, tau: float, r_min: int = 1
 ) -> list[int]:
     """Split `r - r_coop` rank units among tasks in proportion to `softmax(H / tau)`.
 
@@ -77,6 +88,10 @@ def allocate_ranks(
     unit at a time, each unit taken from the currently largest rank (ties: the later task, so the
     earlier task keeps the unit rounding gave it). The result sums to exactly `r - r_coop`.
     Uniform allocation: `tau = float('inf')`.
+
+    A task with entropy None sent no token through the layer (e.g. a text-only task and a vision-tower
+    layer): it gets exactly `r_min` there, and the other tasks share the rest as above. When no task has an
+    entropy, the layer is split uniformly.
     """
     num_tasks = len(entropies)
     if num_tasks == 0:
@@ -91,7 +106,15 @@ def allocate_ranks(
             f"cannot give {num_tasks} tasks at least r_min={r_min} each from r - r_coop = {r} - {r_coop} = {r_spec}; "
             "increase r or lower r_coop / r_min"
         )
-    shares = rank_shares(entropies, tau)
+    missing = [t for t, h in enumerate(entropies) if h is None]
+    if missing and len(missing) < num_tasks:
+        present = [t for t in range(num_tasks) if entropies[t] is not None]
+        sub = allocate_ranks([entropies[t] for t in present], r - len(missing) * r_min, r_coop, tau, r_min)
+        ranks = [r_min] * num_tasks
+        for t, rank in zip(present, sub):
+            ranks[t] = rank
+        return ranks
+    shares = rank_shares([0.0] * num_tasks if missing else entropies, float("inf") if missing else tau)
 
     quotas = [share * r_spec for share in shares]
     ranks = [math.floor(q) for q in quotas]

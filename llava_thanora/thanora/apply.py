@@ -8,6 +8,7 @@ initial blocks written into the LoRA factors, and in context mode the base repla
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -16,13 +17,15 @@ from peft.tuners.lora import LoraLayer
 from peft.tuners.lora import Linear as LoraLinear
 from torch import nn
 
-from ..distributed import broadcast_, broadcast_object, gathered
+from ..distributed import broadcast_, broadcast_object, gathered, gathered_per_module
 from ..residual import lora_layers, subtract_initial
 from .allocation import allocate_ranks, rank_shares
-from .blocks import CovarianceFactorization, TaskFactors, build_blocks, task_factors
+from .blocks import MISSING, CovarianceFactorization, TaskFactors, build_blocks, task_factors, weight_rms
 from .config import ThanoRAConfig
 from .covariance import ForwardFn, collect_covariances, default_forward
 from .state import ModuleAllocation, ThanoRAState
+
+logger = logging.getLogger(__name__)
 
 
 def residual_lora_config(lora_config: LoraConfig) -> LoraConfig:
@@ -51,38 +54,52 @@ def _check_layers(layers: Mapping[str, nn.Module], peft_model: nn.Module, r: int
 
 
 @torch.no_grad()
-def _preview(peft_model, layers, task_batches, forward, config, k_keep) -> dict[str, list[TaskFactors]]:
-    """Per module, the factors of every task (task order of `task_batches`)."""
+def _preview(peft_model, layers, task_batches, forward, config, k_keep):
+    """Per module, the factors of every task (task order of `task_batches`), and the RMS singular value of
+    its frozen weight (the penalty's reference scale)."""
     dtype = getattr(torch, config.cov_dtype)
     tasks = list(task_batches)
     found: dict[str, dict[str, TaskFactors]] = {name: {} for name in layers}
+    rms: dict[str, float] = {}
 
-    def consume(task: str, names: list[str], cov: torch.Tensor) -> None:
-        factorization = CovarianceFactorization(cov, config.eps, config.init)
+    def consume(task: str, names: list[str], cov: torch.Tensor | None) -> None:
+        factorization = None if cov is None else CovarianceFactorization(cov, config.eps, config.init)
         for name in names:
+            if factorization is None and name in rms:
+                found[name][task] = MISSING
+                continue
             weight = layers[name].base_layer.weight
-            with gathered([weight]):
-                w = weight.detach().to(device=cov.device, dtype=dtype)
-            found[name][task] = task_factors(w, factorization, k_keep, config.entropy_on_squared)
+            with meter.gathered([weight]):  # under ZeRO-3 only this layer is gathered, only for its SVD
+                w = weight.detach().to(device=None if cov is None else cov.device, dtype=dtype)
+            rms.setdefault(name, weight_rms(w))
+            found[name][task] = MISSING if factorization is None else task_factors(
+                w, factorization, k_keep, config.entropy_on_squared)
+            del w
 
     was_training = peft_model.training
     peft_model.eval()  # no dropout in the preview
     try:
-        # Before DeepSpeed's engine exists, ZeRO-3 partitions are not gathered by any hook: do it here.
-        with gathered(list(peft_model.parameters())), peft_model.disable_adapter():
+        # Before DeepSpeed's engine exists no hook gathers ZeRO-3 partitions: gathered_per_module gathers each
+        # module's own parameters while it runs (and only then), so a rank never holds much more than its share.
+        with gathered_per_module(peft_model) as meter, peft_model.disable_adapter():
             collect_covariances(
                 peft_model, layers, task_batches, consume, cap=config.preview_samples,
                 budget_mb=config.cov_budget_mb, dtype=dtype, forward=forward or default_forward,
+                lockstep=meter.partitioned,
             )
     finally:
         peft_model.train(was_training)
-    return {name: [per_task[t] for t in tasks] for name, per_task in found.items()}
+    if meter.partitioned:
+        logger.warning(f"ThanoRA preview under ZeRO-3: this rank held at most {meter.peak:,} parameter elements at "
+                       f"once (its partition {meter.partition:,}; largest single module {meter.largest_module:,})")
+    return {name: [per_task[t] for t in tasks] for name, per_task in found.items()}, rms
 
 
-def _allocate(entropies: list[float], r: int, r_coop: int, config: ThanoRAConfig) -> ModuleAllocation:
+def _allocate(entropies: list[float | None], r: int, r_coop: int, config: ThanoRAConfig,
+              scale: float) -> ModuleAllocation:
     tau = float("inf") if config.allocation == "uniform" else config.tau
     ranks = allocate_ranks(entropies, r, r_coop, tau, config.r_min)
-    return ModuleAllocation(entropies, rank_shares(entropies, tau), ranks)
+    return ModuleAllocation(entropies, rank_shares(entropies, tau), ranks, scale)
 
 
 @torch.no_grad()
@@ -107,8 +124,11 @@ def apply_thanora(
     """Wrap `model` in a peft LoRA of rank `lora_config.r` whose factors are ThanoRA blocks.
 
     `task_batches` maps each task name to re-iterable collated batches (dicts of tensors, as the model's
-    forward takes them; `attention_mask` marks padding). `forward(model, batch)` runs one batch (default:
-    `model(**batch)` without labels). In distributed runs call it on every rank, each with its own shard.
+    forward takes them; `attention_mask` marks padding). `forward(model, batch, recording)` runs one batch
+    (default: `model(**batch)` without labels) and may pause the preview hooks with `recording.paused()`
+    around passes whose inputs must not count. In distributed runs call it on every rank, each with its own
+    shard; under ZeRO-3 every rank must then call the same modules in the same order (covariance.py).
+    Tasks that send no token through a layer get `r_min` there (allocation.py) and the standard LoRA init.
     Returns the peft model (its base weights replaced by the residual in context mode) and the state
     whose `start_step` / `finish_step` give the penalty during training.
     """
@@ -123,21 +143,25 @@ def apply_thanora(
     peft_model = get_peft_model(model, residual_lora_config(lora_config), adapter_name=adapter_name)
     layers = lora_layers(peft_model, adapter_name)
     _check_layers(layers, peft_model, r)
-    factors = _preview(peft_model, layers, task_batches, forward, config, k_keep)
+    factors, rms = _preview(peft_model, layers, task_batches, forward, config, k_keep)
 
     # Rank 0's entropies everywhere, so every rank allocates the same shapes.
-    entropies = broadcast_object({name: [f.entropy for f in fs] for name, fs in factors.items()})
+    entropies, rms = broadcast_object(({name: [f.entropy for f in fs] for name, fs in factors.items()}, rms))
+    keep_initial = config.init == "context"  # only a residual base needs (A0, B0) again (portable adapter, resume)
     modules, init_blocks = {}, {}
     for index, (name, layer) in enumerate(layers.items()):
-        alloc = modules[name] = _allocate(entropies[name], r, r_coop, config)
+        alloc = modules[name] = _allocate(entropies[name], r, r_coop, config, rms[name])
         generator = torch.Generator().manual_seed(config.seed + index)
         a0, b0 = build_blocks(
             factors.pop(name), alloc.ranks, r_coop, (layer.out_features, layer.in_features),
             layer.scaling[adapter_name], config.gamma, config.init, generator,
         )
-        init_blocks[name] = (broadcast_(a0), broadcast_(b0))  # SVD signs may differ across ranks
-        _write_module(layer, adapter_name, a0, b0, residual=config.init == "context")
+        a0, b0 = broadcast_(a0), broadcast_(b0)  # SVD signs may differ across ranks
+        _write_module(layer, adapter_name, a0, b0, residual=keep_initial)
+        if keep_initial:
+            init_blocks[name] = (a0, b0)
 
-    state = ThanoRAState(tasks, r, r_coop, config, modules, init_blocks, adapter_name)
+    state = ThanoRAState(tasks, r, r_coop, config, modules, init_blocks, adapter_name,
+                         lora_alpha=lora_config.lora_alpha)
     state.attach(layers)
     return peft_model, state

@@ -36,9 +36,10 @@ class ThanoRAConfig:
     penalty_side: PenaltySide = field(default="AB", metadata={"flag": "penalty"})
     """Which factor the penalty acts on: rows of A, columns of B, or both."""
     init: InitMode = "activation"
-    """Block init: `context` (SVD of W C_t, residual base), `activation` (A_t = top eigenvectors of C_t,
-    B_t = 0, base untouched) or `random` (standard LoRA init for every block, base untouched). The default,
-    `activation`, was chosen on a validation split of minimix over 3 seeds (BENCHMARKS.md)."""
+    """Block init: `context` (the paper's: task SVDs of W C_t, residual base), `activation` (a variant, ours:
+    A_t = top eigenvectors of C_t, B_t = 0, base untouched) or `random` (standard LoRA init for every block,
+    base untouched). The default, `activation`, was chosen on a validation split of minimix over 3 seeds
+    (BENCHMARKS.md)."""
     allocation: AllocationMode = "entropy"
     """`entropy`: ranks from softmax of the normalized spectral entropies; `uniform`: equal shares."""
     eps: float = 1e-5
@@ -48,8 +49,14 @@ class ThanoRAConfig:
     cov_budget_mb: float = 4096.0
     """Memory budget for the covariance accumulators alive at once; modules are processed in groups
     (each group re-runs the preview forwards) so that one task's covariances of a group fit."""
-    cov_dtype: Literal["float32", "float64"] = "float32"
-    """Precision of the covariance accumulation and of the SVD."""
+    cov_dtype: Literal["float32", "float64"] = "float64"
+    """Precision of the covariance accumulation and of the spectra. float64 is accurate on heavy-tailed
+    activations (massive outlier directions); float32 is a faster opt-in that is not (entropy errors of 1e-2
+    and meaningless context blocks once outliers reach 1e4 x the bulk)."""
+    penalty_floor: float = 0.1
+    """B-side soft normalization of the penalty: a B column's direction counts fully once its rank-1 update
+    `s b_j a_j^T` exceeds this fraction of the frozen weight's RMS singular value, and fades out below it, so the
+    penalty stays well-posed when B starts at 0. 0 = plain unit columns (ill-posed at B = 0)."""
     seed: int = 0
     """Seed of the Kaiming init of the cooperative (and random-mode) blocks; identical on all ranks."""
 
@@ -67,6 +74,8 @@ class ThanoRAConfig:
             raise ValueError(f"ThanoRAConfig.preview_samples must be >= 1, got {self.preview_samples}")
         if self.eps < 0:
             raise ValueError(f"ThanoRAConfig.eps must be >= 0, got {self.eps}")
+        if self.penalty_floor < 0:
+            raise ValueError(f"ThanoRAConfig.penalty_floor must be >= 0, got {self.penalty_floor}")
         if self.cov_budget_mb <= 0:
             raise ValueError(f"ThanoRAConfig.cov_budget_mb must be > 0, got {self.cov_budget_mb}")
         for name, allowed in (

@@ -4,28 +4,58 @@ Memory stays within `cov_budget_mb`: the distinct layer inputs are split into ch
 (one task at a time) fit the budget, and every chunk re-runs the preview forwards. Layers that read the
 same input tensor (q/k/v, gate/up) share one accumulator; sharing is detected by tensor identity in one
 forward, so it works for any architecture.
+
+Accumulation runs in `dtype` (float64 by default, see blocks.py): a float32 sum of x x^T has an error of
+about 1e-7 of the largest entries, which on activations with massive outlier directions exceeds the smallest
+eigenvalues of the covariance itself.
+
+Under DeepSpeed ZeRO-3 (`lockstep=True`) parameters are gathered module by module as the forwards run, which
+is a collective: every rank must run the same modules in the same order. Ranks with fewer preview batches of
+a task therefore run extra forwards with recording paused, and the forward function can pause recording for
+passes that only keep the ranks in step (LLaVA's blank image for a text-only batch, methods/thanora.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
 
-from ..distributed import all_reduce_sum_, broadcast_object
+from ..distributed import all_reduce_max_, all_reduce_sum_, broadcast_object, rank
+
+logger = logging.getLogger(__name__)
+
+
+class Recording:
+    """Whether the preview hooks record right now; a forward function pauses them around passes whose inputs
+    must not count (e.g. a blank image that only keeps ZeRO-3 ranks in step)."""
+
+    def __init__(self) -> None:
+        self.active = True
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        previous, self.active = self.active, False
+        try:
+            yield
+        finally:
+            self.active = previous
+
 
 Batch = dict
-ForwardFn = Callable[[nn.Module, Batch], object]
-# consume(task, module names sharing the input, mean covariance C_t)
-Consumer = Callable[[str, list[str], torch.Tensor], None]
+ForwardFn = Callable[[nn.Module, Batch, Recording], object]
+# consume(task, module names sharing the input, mean covariance C_t, or None when no token reached them)
+Consumer = Callable[[str, list[str], "torch.Tensor | None"], None]
 
 # Inputs kept alive while detecting sharing: consumers of one tensor run close together (q, k, v).
 _RECENT_INPUTS = 8
 
 
-def default_forward(model: nn.Module, batch: Batch) -> None:
+def default_forward(model: nn.Module, batch: Batch, recording: Recording | None = None) -> None:
     """Forward a collated batch without computing the loss."""
     model(**{k: v for k, v in batch.items() if k != "labels"})
 
@@ -75,9 +105,12 @@ def discover_shared_inputs(
     """
     recent: OrderedDict[int, tuple[torch.Tensor, int]] = OrderedDict()
     groups: list[list[str]] = []
+    recording = Recording()
 
     def make_hook(name: str):
         def hook(module, args):
+            if not recording.active:
+                return
             x = args[0]
             entry = recent.get(id(x))
             if entry is not None and entry[0] is x:
@@ -93,7 +126,7 @@ def discover_shared_inputs(
     handles = [layer.register_forward_pre_hook(make_hook(name)) for name, layer in layers.items()]
     try:
         with torch.no_grad():
-            forward(model, batch)
+            forward(model, batch, recording)
     finally:
         for handle in handles:
             handle.remove()
@@ -127,6 +160,19 @@ def chunk_by_budget(groups: list[list[str]], dims: list[int], itemsize: int, bud
     return chunks
 
 
+def _in_step(batches: Iterator[Batch], lockstep: bool, device: torch.device) -> Iterator[Batch | None]:
+    """`batches`; with `lockstep`, as many items on every rank (None once this rank has run out), decided by one
+    tiny all-reduce per step, so that no rank waits in a collective while another still runs a forward."""
+    if not lockstep:
+        yield from batches
+        return
+    while True:
+        batch = next(batches, None)
+        if not all_reduce_max_(torch.tensor([0.0 if batch is None else 1.0], device=device)).item():
+            return
+        yield batch
+
+
 def collect_covariances(
     model: nn.Module,
     layers: Mapping[str, nn.Module],
@@ -138,11 +184,15 @@ def collect_covariances(
     dtype: torch.dtype,
     forward: ForwardFn = default_forward,
     device: torch.device | None = None,
+    lockstep: bool = False,
 ) -> None:
     """Run the preview and hand every (task, input group) mean covariance to `consume`.
 
     Must be called on every rank with the same layers and tasks (each rank its own data shard): the
     covariance sums and token counts are all-reduced. Run under no_grad with the adapters disabled.
+    `lockstep`: every rank runs the same number of forwards per task (ZeRO-3's per-module gathering).
+    A group that no token of a task reached (summed over ranks) is handed over as None, with one warning
+    per group naming the tasks.
     """
     device = device or next(model.parameters()).device
     first_task = next(iter(task_batches))
@@ -162,7 +212,9 @@ def collect_covariances(
                     f"needs {len(chunks)} passes; pass a list or a DataLoader (or raise cov_budget_mb)"
                 )
 
+    recording = Recording()
     for chunk in chunks:
+        unreached: dict[int, list[str]] = {}
         for task, batches in task_batches.items():
             sums = {g: torch.zeros(dims[g], dims[g], dtype=dtype, device=device) for g in chunk}
             counts = torch.zeros(len(chunk), dtype=torch.float64, device=device)
@@ -170,6 +222,8 @@ def collect_covariances(
 
             def make_hook(slot: int, g: int):
                 def hook(module, args):
+                    if not recording.active:
+                        return
                     x = _flat_inputs(args[0].detach(), current_mask[0], dtype)
                     sums[g].addmm_(x.T, x)
                     counts[slot] += x.shape[0]
@@ -178,16 +232,33 @@ def collect_covariances(
 
             handles = [layers[groups[g][0]].register_forward_pre_hook(make_hook(slot, g)) for slot, g in enumerate(chunk)]
             try:
-                for batch in preview_batches(batches, cap, task, device):
+                ran = 0
+                for batch in _in_step(preview_batches(batches, cap, task, device), lockstep, device):
+                    ran += 1
+                    if batch is None:  # another rank still has a batch: run one, recording nothing
+                        with recording.paused():
+                            forward(model, first, recording)
+                        continue
                     current_mask[0] = batch.get("attention_mask")
-                    forward(model, batch)
+                    forward(model, batch, recording)
+                if not lockstep:
+                    ran = all_reduce_max_(torch.tensor([float(ran)], device=device)).item()
+                if ran == 0:
+                    raise ValueError(f"task {task!r} has no preview samples (on any rank)")
             finally:
                 for handle in handles:
                     handle.remove()
             all_reduce_sum_(counts)
             for slot, g in enumerate(chunk):
                 if counts[slot] == 0:
-                    raise ValueError(f"task {task!r}: layer {groups[g][0]} saw no input tokens in the preview")
+                    unreached.setdefault(g, []).append(task)
+                    sums.pop(g)
+                    consume(task, groups[g], None)
+                    continue
                 cov = all_reduce_sum_(sums.pop(g)).div_(counts[slot].item())
                 consume(task, groups[g], cov)
                 del cov
+        for g, tasks in unreached.items():
+            if rank() == 0:
+                logger.warning(f"ThanoRA preview: no token of task(s) {', '.join(map(repr, tasks))} reached "
+                               f"{', '.join(groups[g])}; each gets r_min there (entropy null in thanora.json)")

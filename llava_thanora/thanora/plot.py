@@ -17,10 +17,11 @@ def layer_key(module_name: str) -> str:
 
 
 def layer_shares(state: ThanoRAState) -> dict[str, list[float]]:
-    """Mean share per task over the modules of each layer (in module order)."""
+    """Mean share per task over the modules of each layer (in module order); a task without a share in a module
+    (it never reached it) counts 0 there."""
     grouped: dict[str, list[list[float]]] = {}
     for name, alloc in state.modules.items():
-        grouped.setdefault(layer_key(name), []).append(alloc.shares)
+        grouped.setdefault(layer_key(name), []).append([share or 0.0 for share in alloc.shares])
     return {key: [sum(col) / len(col) for col in zip(*rows)] for key, rows in grouped.items()}
 
 

@@ -12,16 +12,24 @@ from .config import ThanoRAConfig
 from .penalty import PenaltyCollector
 
 
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 @dataclass
 class ModuleAllocation:
     """Per-task spectrum statistics and ranks of one adapted module."""
 
-    entropies: list[float]
-    """Normalized entropy H_t per task (task order of the state)."""
-    shares: list[float]
-    """softmax(H / tau) per task."""
+    entropies: list[float | None]
+    """Normalized entropy H_t per task (task order of the state); None for a task that sent no token through
+    the module in the preview (it gets r_min there)."""
+    shares: list[float | None]
+    """softmax(H / tau) per task over the tasks with an entropy (None for the others)."""
     ranks: list[int]
     """Rank r_t per task; they sum to r - r_coop."""
+    weight_rms: float | None = None
+    """RMS singular value `||W||_F / sqrt(min(d_out, d_in))` of the module's original frozen weight: the scale
+    of the B-side floor of the penalty (None in states saved before it existed: then no floor)."""
 
     def slices(self, r_coop: int) -> list[tuple[int, int]]:
         """[start, end) of each task block in the LoRA rank dimension (cooperative block is [0, r_coop))."""
@@ -47,9 +55,12 @@ class ThanoRAState:
     modules: dict[str, ModuleAllocation]
     """Allocation per module name, relative to the base model (no `base_model.model.` prefix)."""
     init_blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
-    """(A0, B0) per module: the initial LoRA factors (float32, CPU), needed to rebuild the residual."""
+    """(A0, B0) per module: the initial LoRA factors (float32, CPU). Kept in `context` mode only, where the
+    portable adapter and the residual base need them; empty in `activation` and `random` mode."""
     adapter_name: str = "default"
     """peft adapter name."""
+    lora_alpha: float | None = None
+    """The trained adapter's LoRA alpha (the portable adapter of context mode is written with another one)."""
     saved_penalties: dict[str, float | None] = field(default_factory=dict)
     """Penalties read back from a saved thanora.json (shown until training records new ones)."""
     collector: PenaltyCollector | None = field(default=None, repr=False)
@@ -67,6 +78,7 @@ class ThanoRAState:
             {name: layers[name] for name in self.modules},
             {name: alloc.ranks for name, alloc in self.modules.items()},
             self.r_coop, self.config.penalty_side, self.config.lam, self.adapter_name,
+            mu={name: self.config.penalty_floor * (alloc.weight_rms or 0.0) for name, alloc in self.modules.items()},
         )
 
     def start_step(self) -> None:
@@ -98,8 +110,9 @@ class ThanoRAState:
                        "slice": list(span)}
                 for i, (task, span) in enumerate(zip(self.tasks, alloc.slices(self.r_coop)))
             }
-            modules[name] = {"coop_slice": [0, self.r_coop], "tasks": tasks, "penalty": penalties[name]}
-        return {"tasks": list(self.tasks), "r": self.r, "r_coop": self.r_coop,
+            modules[name] = {"coop_slice": [0, self.r_coop], "tasks": tasks, "penalty": penalties[name],
+                             "weight_rms": alloc.weight_rms}
+        return {"tasks": list(self.tasks), "r": self.r, "r_coop": self.r_coop, "lora_alpha": self.lora_alpha,
                 "config": self.config.to_dict(), "modules": modules}
 
     @classmethod
@@ -111,11 +124,11 @@ class ThanoRAState:
             for name, entry in data["modules"].items():
                 per_task = [entry["tasks"][task] for task in tasks]
                 modules[name] = ModuleAllocation(
-                    [float(t["entropy"]) for t in per_task], [float(t["share"]) for t in per_task],
-                    [int(t["rank"]) for t in per_task],
+                    [_optional_float(t["entropy"]) for t in per_task], [_optional_float(t["share"]) for t in per_task],
+                    [int(t["rank"]) for t in per_task], _optional_float(entry.get("weight_rms")),
                 )
                 penalties[name] = entry.get("penalty")
             return cls(tasks, int(data["r"]), int(data["r_coop"]), ThanoRAConfig.from_dict(data["config"]),
-                       modules, saved_penalties=penalties)
+                       modules, saved_penalties=penalties, lora_alpha=_optional_float(data.get("lora_alpha")))
         except (KeyError, TypeError) as err:
             raise ValueError(f"{source}: malformed ThanoRA state ({type(err).__name__}: {err})") from err

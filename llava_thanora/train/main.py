@@ -151,7 +151,8 @@ def train_one(method, model, processor, dataset, collator, parsed, resume: str |
 
     model_args, args = parsed.model, parsed.training
     ctx = BuildContext(model_args=model_args, training_args=args, train_dataset=dataset, collator=collator,
-                       target_modules=lora_target_names(model, model_args.lora_target_modules), resume_dir=resume)
+                       target_modules=lora_target_names(model, model_args.lora_target_modules), resume_dir=resume,
+                       processor=processor)
     model = method.build(model, ctx)
     set_projector_training(model, model_args, args.learning_rate)
     if args.deepspeed and (args.bf16 or args.fp16):

@@ -21,7 +21,7 @@ from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..data.conversation import write_prompt_format
-from ..distributed import all_reduce_max_, gathered, is_zero3
+from ..distributed import all_reduce_max_, all_reduce_sum_, gathered, is_zero3, world_size
 from ..methods.base import Method
 from ..model.families import family_of
 from .sampler import LengthGroupedSampler
@@ -144,8 +144,13 @@ class LlavaTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._pending_logs:
-            for name, values in self._pending_logs.items():
-                logs[name] = round(torch.stack(values).mean().item(), 6)
+            # Every rank logs (the Trainer gathers `loss` across ranks first), so the terms are averaged over ranks
+            # too, like `loss`; one all-reduce for all of them.
+            names = sorted(self._pending_logs)
+            means = torch.stack([torch.stack(self._pending_logs[name]).mean() for name in names])
+            means = all_reduce_sum_(means.to(self.args.device)) / world_size()
+            for name, value in zip(names, means.tolist()):
+                logs[name] = round(value, 6)
             self._pending_logs.clear()
         super().log(logs, start_time)
 
