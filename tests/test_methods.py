@@ -58,7 +58,7 @@ def build_context(model, output_dir, **kw):
     from llava_thanora.train.args import ModelArguments
 
     model_args = ModelArguments(model_name_or_path="unused", lora_r=8, lora_alpha=16, lora_dropout=0.0)
-    training_args = SimpleNamespace(device=torch.device("cpu"), output_dir=str(output_dir), should_save=True)
+    training_args = SimpleNamespace(device=torch.device("cpu"), output_dir=str(output_dir), should_save=True, seed=7)
     return BuildContext(model_args=model_args, training_args=training_args,
                         target_modules=lora_target_names(model), **kw)
 
@@ -142,8 +142,8 @@ def test_resumed_run_ends_where_the_uninterrupted_one_does(method, weights, tiny
 
 
 def test_corda_previews_the_same_samples_as_thanora(tiny_model, dataset, tmp_path):
-    """CorDA forwards the first N samples of each task, one per forward, in dataset order."""
-    from llava_thanora.data.preview import task_previews
+    """CorDA forwards the seeded preview draw of each task (the one ThanoRA previews), one sample per forward."""
+    from llava_thanora.data.preview import preview_indices, task_previews
     from llava_thanora.methods.peft_init import CorDAArguments, CorDAMethod
 
     data, collator = dataset
@@ -151,10 +151,21 @@ def test_corda_previews_the_same_samples_as_thanora(tiny_model, dataset, tmp_pat
     model.register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs["input_ids"]), with_kwargs=True)
     ctx = build_context(model, tmp_path, train_dataset=data, collator=collator)
     CorDAMethod(CorDAArguments(corda_preview_samples=3)).build(model, ctx)
-    thanora = [b["input_ids"][0].tolist() for batches in task_previews(data, collator, 3, 1).values() for b in batches]
-    expected = [data[i]["input_ids"].tolist() for indices in data.task_indices().values() for i in indices[:3]]
+    thanora = [b["input_ids"][0].tolist() for batches in task_previews(data, collator, 3, 1, 7).values() for b in batches]
+    drawn = preview_indices(data, 3, 7)
+    expected = [data[i]["input_ids"].tolist() for indices in drawn.values() for i in indices]
     assert [x.shape[0] for x in seen] == [1] * 6
     assert [x[0].tolist() for x in seen] == thanora == expected
+    # the draw: 3 distinct samples of each task in dataset order, fixed by the seed, not the file's first three
+    per_task = data.task_indices()
+    assert all(len(per_task[t]) > 3 for t in per_task)
+    for task, indices in drawn.items():
+        assert len(set(indices)) == 3 and set(indices) <= set(per_task[task]) and indices == sorted(indices)
+    assert preview_indices(data, 3, 7) == drawn
+    draws = [preview_indices(data, 3, seed) for seed in range(8)]
+    assert any(d != drawn for d in draws)
+    assert any(d[t] != per_task[t][:3] for d in draws for t in d)
+    assert preview_indices(data, 100, 7) == per_task  # fewer samples than asked: all of them
 
 
 def test_zero3_is_refused_for_decomposing_inits(tiny_model, tmp_path):

@@ -1,10 +1,14 @@
 """Preview batches: a few training samples of each task, as data-driven inits (ThanoRA, CorDA) read them.
 
-Both previews take each task's first N training samples in dataset order; ThanoRA splits them across ranks
-(its covariances are summed), CorDA gives every rank all of them (peft's hook runs in every process).
+Both previews take the same N training samples of each task, drawn without replacement with the run's seed
+(`preview_indices`): the first N in file order would favour whatever the file happens to start with (one source,
+one image folder, the shortest answers). ThanoRA splits them across ranks (its covariances are summed), CorDA
+gives every rank all of them (peft's hook runs in every process).
 """
 
 from __future__ import annotations
+
+import random
 
 
 class TaskBatches:
@@ -29,9 +33,22 @@ class TaskBatches:
         return -(-len(self.indices) // self.batch_size)
 
 
-def task_previews(dataset, collator, samples_per_task: int, batch_size: int, shard: int = 0,
+def preview_indices(dataset, samples_per_task: int, seed: int) -> dict[str, list[int]]:
+    """Per task, `samples_per_task` of its sample indices drawn without replacement by a generator seeded with
+    `seed` and the task's name (so adding a task does not change another's draw), in dataset order; all of them
+    when the task has fewer. The same on every rank."""
+    if samples_per_task < 1:
+        raise ValueError(f"preview samples per task must be >= 1, got {samples_per_task}")
+    chosen = {}
+    for task, indices in dataset.task_indices().items():
+        draw = random.Random(f"{seed}/{task}").sample(range(len(indices)), min(samples_per_task, len(indices)))
+        chosen[task] = [indices[i] for i in sorted(draw)]
+    return chosen
+
+
+def task_previews(dataset, collator, samples_per_task: int, batch_size: int, seed: int, shard: int = 0,
                   num_shards: int = 1) -> dict[str, TaskBatches]:
-    """Per task, its first `samples_per_task` samples in dataset order; with `num_shards` > 1 only every
-    `num_shards`-th of them starting at `shard` (one rank's share)."""
-    return {task: TaskBatches(dataset, indices[:samples_per_task][shard::num_shards], collator, batch_size)
-            for task, indices in dataset.task_indices().items()}
+    """Per task, the `preview_indices` samples; with `num_shards` > 1 only every `num_shards`-th of them starting
+    at `shard` (one rank's share)."""
+    return {task: TaskBatches(dataset, indices[shard::num_shards], collator, batch_size)
+            for task, indices in preview_indices(dataset, samples_per_task, seed).items()}

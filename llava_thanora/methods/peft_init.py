@@ -13,9 +13,9 @@ Resuming never repeats the SVD or the CorDA preview: a saved adapter's second ha
 `build` restores the initial factors from the checkpoint and recomputes `W_res = W - (s B0) A0` with peft's own
 expression, bit-identical to the first run on the same device.
 
-CorDA's preview (the covariance of each adapted layer's inputs) runs on the first `--corda_preview_samples`
-training samples of each task, in dataset order, one sample per forward (peft's hook expects a batch of one);
-at the default it is the same set ThanoRA previews. Every rank previews all of them, so every rank computes the
+CorDA's preview (the covariance of each adapted layer's inputs) runs on `--corda_preview_samples` training
+samples of each task drawn with `--seed` (`data.preview.preview_indices`), one sample per forward (peft's hook
+expects a batch of one); at the default it is the same set ThanoRA previews. Every rank previews all of them, so every rank computes the
 same initialization.
 
 DeepSpeed ZeRO-3 is refused with a message: both inits need every full base weight at build time, where ZeRO-3
@@ -33,7 +33,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..data.preview import TaskBatches
+from ..data.preview import TaskBatches, preview_indices
 from ..distributed import is_zero3
 from ..flags import documented
 from ..residual import (
@@ -163,8 +163,8 @@ class CorDAMethod(_ResidualInitMethod):
         if ctx.train_dataset is None or ctx.collator is None:
             raise ValueError("--method corda needs the training data for its preview")
         n = self.args.corda_preview_samples
-        previews = [TaskBatches(ctx.train_dataset, indices[:n], ctx.collator, batch_size=1)
-                    for indices in ctx.train_dataset.task_indices().values()]
+        drawn = preview_indices(ctx.train_dataset, n, ctx.training_args.seed)
+        previews = [TaskBatches(ctx.train_dataset, indices, ctx.collator, batch_size=1) for indices in drawn.values()]
         device = ctx.training_args.device
 
         def run_model() -> None:

@@ -107,7 +107,7 @@ class ThanoRAMethod(Method):
             model.to(ctx.training_args.device)  # preview where training will run (the GPU), not on the host
         config = config_from(self.args, ThanoRAConfig, seed=ctx.training_args.seed)
         batches = task_previews(ctx.train_dataset, ctx.collator, config.preview_samples,
-                                self.args.thanora_preview_batch_size, rank(), world_size())
+                                self.args.thanora_preview_batch_size, ctx.training_args.seed, rank(), world_size())
         forward = None
         if is_zero3(model):
             family = family_of(model)
