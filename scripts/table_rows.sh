@@ -5,8 +5,11 @@
 # individual must come before the merge_* rows: they merge its per-task adapters.
 # PiSSA and CorDA run as their references do: dropout 0 (dropout would perturb their principal-component adapters
 # from step 0) and alpha = r. moelora_no_balance drops our load-balancing loss (HydraLoRA's code has none).
+# `thanora` is the paper's ThanoRA (init=context, whatever train.py's default); thanora_activation is our variant
+# init; every other thanora_* row removes one component from `thanora`.
 TABLE_ROWS="lora dora pissa corda moelora moelora_no_balance individual merge_ta merge_ties merge_dare
-  thanora thanora_no_hasi thanora_no_spr thanora_penalty_A thanora_penalty_B thanora_no_coop"
+  thanora thanora_activation thanora_uniform thanora_random_init thanora_no_hasi thanora_no_spr thanora_penalty_A
+  thanora_penalty_B thanora_no_coop"
 
 row_method() {
   case $1 in
@@ -29,11 +32,15 @@ method_flags() {
 
 row_flags() {
   case $1 in
-    thanora_no_hasi)   echo "--thanora_allocation uniform --thanora_init random" ;;  # uniform ranks, random blocks
-    thanora_no_spr)    echo "--thanora_lambda 0" ;;                                   # no subspace penalty
-    thanora_penalty_A) echo "--thanora_penalty A" ;;
-    thanora_penalty_B) echo "--thanora_penalty B" ;;
-    thanora_no_coop)   echo "--thanora_r_coop 0" ;;                                   # no cooperative block
+    thanora)             echo "--thanora_init context" ;;                               # the paper's init
+    thanora_activation)  echo "--thanora_init activation" ;;                            # ours: input PCA, B = 0
+    thanora_uniform)     echo "--thanora_init context --thanora_allocation uniform" ;;  # no heterogeneity sizing
+    thanora_random_init) echo "--thanora_init random" ;;                                # no data-driven blocks
+    thanora_no_hasi)     echo "--thanora_allocation uniform --thanora_init random" ;;   # neither (the paper's w/o HASI)
+    thanora_no_spr)      echo "--thanora_init context --thanora_lambda 0" ;;            # no subspace penalty
+    thanora_penalty_A)   echo "--thanora_init context --thanora_penalty A" ;;
+    thanora_penalty_B)   echo "--thanora_init context --thanora_penalty B" ;;
+    thanora_no_coop)     echo "--thanora_init context --thanora_r_coop 0" ;;            # no cooperative block
     pissa|corda)       echo "--lora_dropout 0 --lora_alpha $R" ;;                     # as their references
     moelora_no_balance) echo "--moelora_balance_coef 0" ;;
     *)                 echo "" ;;

@@ -37,7 +37,8 @@ def test_table_rows_cover_every_method():
 
     rows = table_rows()
     assert set(rows.values()) == set(registered()) - {"projector", "full"}  # the pre-training stages
-    ablations = {"thanora_no_hasi", "thanora_no_spr", "thanora_penalty_A", "thanora_penalty_B", "thanora_no_coop"}
+    ablations = {"thanora_activation", "thanora_uniform", "thanora_random_init", "thanora_no_hasi", "thanora_no_spr",
+                 "thanora_penalty_A", "thanora_penalty_B", "thanora_no_coop"}
     assert {r for r, m in rows.items() if m == "thanora"} == {"thanora", *ablations}
     order = list(rows)
     assert all(order.index("individual") < order.index(r) for r in rows if r.startswith("merge_"))
@@ -78,6 +79,67 @@ def test_v1_5_recipes_parse_with_llava_task_lora_settings(mix, n_tasks):
     assert methods == list(rows.values())
     assert sum(line.startswith("-m eval.run") for line in out.splitlines()) == len(rows) - 1
     assert sum(line.startswith("scripts/eval_individual.py") for line in out.splitlines()) == 1
+
+
+def test_compare_plan_runs_the_papers_table_on_validation_then_test():
+    """scripts/tiny/compare.sh (DRY_RUN prints its commands): >= 5 seeds of every row, each training command parses,
+    every run is scored on both splits, merge weights are chosen from validation scores only, the rank sweep and
+    the T = 2 mixture are there, and the tables compare every row with LoRA."""
+    from llava_thanora.cli import registered
+    from llava_thanora.train.args import parse_args
+
+    out = bash("bash scripts/tiny/compare.sh", DRY_RUN="1", PY="python")
+    lines = out.splitlines()
+    trains = [shlex.split(line)[2:] for line in lines if line.startswith("python train.py")]
+    rows = ["base", *table_rows()]
+    runs, planned = {}, set()
+    for argv in trains:
+        part, row, seed = Path(argv[argv.index("--output_dir") + 1]).parts[-3:]
+        assert argv[argv.index("--seed") + 1] == seed.removeprefix("seed")
+        planned.add((part, row, seed))
+        if seed in ("seed0", "seed2", "seed4"):  # the parser is slow to build: enough seeds to see the pattern
+            runs[(part, row, seed)] = parse_args(argv, registered())
+    seeds = {f"seed{s}" for s in range(5)}
+    trained = set(rows) - {"base", "merge_ta", "merge_ties", "merge_dare"}
+    assert {(r, s) for p, r, s in planned if p == "main"} == {(r, s) for r in trained for s in seeds}
+    # every merge row at every weight, from that seed's individual adapters
+    merges = {(p, r) for p, r, _ in planned if r.startswith("merge_")}
+    assert merges == {(f"merge_w{w}", r) for w in ("0.25", "0.5", "0.75", "1.0")
+                      for r in ("merge_ta", "merge_ties", "merge_dare")}
+    for (p, r, s), parsed in runs.items():
+        if r.startswith("merge_"):
+            w = p.removeprefix("merge_w")
+            assert parsed.method.merge_weights == ",".join([w] * 4)
+            assert parsed.method.merge_individual_dir.endswith(f"runs/main/individual/{s}")
+    assert runs[("main", "thanora", "seed0")].method.thanora_init == "context"  # the paper's ThanoRA
+    assert runs[("main", "thanora_activation", "seed0")].method.thanora_init == "activation"
+    # the same recipe as every other row: rank, steps, data, frozen projector
+    lora = runs[("main", "lora", "seed0")]
+    for (p, r, s), parsed in runs.items():
+        if p in ("main",) or p.startswith("merge_w"):
+            assert parsed.model.lora_r == lora.model.lora_r and parsed.data.data_path == lora.data.data_path
+    assert {runs[(f"r{k}", "thanora", "seed0")].model.lora_r for k in (8, 16, 32, 64)} == {8, 16, 32, 64}
+    assert {runs[(f"r{k}", "lora", "seed2")].model.lora_r for k in (8, 16, 32, 64)} == {8, 16, 32, 64}
+    t2 = runs[("t2", "thanora", "seed4")].data.data_path.split(",")
+    assert [Path(f).stem for f in t2] == ["ocr", "mcq"]
+    # each evaluation's split is its data root (val/ for validation); every row is scored on both, merges on
+    # validation at every weight and on test at the chosen one
+    scored = set()
+    for a in (shlex.split(line) for line in lines if " -m eval.run " in line or "eval_individual.py" in line):
+        split, part, name = Path(a[a.index("--output-dir") + 1]).parts[-3:]
+        assert (split == "val") == a[a.index("--data-root") + 1].endswith("/val"), a
+        scored.add((split, part, name))
+    for row in rows:
+        for s in range(5):
+            assert ("test", "main", f"{row}_s{s}") in scored
+            if row.startswith("merge_"):
+                assert all(("val", f"merge_w{w}", f"{row}_s{s}") in scored for w in ("0.25", "0.5", "0.75", "1.0"))
+            else:
+                assert ("val", "main", f"{row}_s{s}") in scored
+    assert "scripts/tiny/pick_on_val.py" in (REPO / "scripts/tiny/compare.sh").read_text()
+    compared = [line for line in lines if "-m eval.compare" in line and "--baseline lora" in line]
+    assert len(compared) == 2 * (2 + 4 + 1)  # val and test of: main (twice: before and after the merge rows), r*, t2
+    assert "_vs_lora_test" in out and "_vs_lora_val" in out
 
 
 @pytest.mark.slow
