@@ -21,21 +21,10 @@ from pathlib import Path
 import torch
 
 from ..flags import documented
+from .families.tiny_parts import VICUNA_TEMPLATE, vision_kwargs
 
-# The same shape as llava-1.5-hf's template ("USER: <image>\n... ASSISTANT:"), written for this project. Images come
-# first in a turn, then text; the assistant prompt ends with "ASSISTANT:". A system message, if any, is a preamble.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}"
-    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] + ' ' }}{% endif %}{% endfor %}"
-    "{% else %}"
-    "{{ message['role'].upper() + ': ' }}"
-    "{% for c in message['content'] %}{% if c['type'] == 'image' %}{{ '<image>\n' }}{% endif %}{% endfor %}"
-    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] + ' ' }}{% endif %}{% endfor %}"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
+# llava-1.5-hf's template shape ("USER: <image>\n... ASSISTANT:"), shared with the LLaVA families' tiny checkpoints.
+CHAT_TEMPLATE = VICUNA_TEMPLATE
 
 # A small English corpus for the tokenizer: the words the project's prompts and the embedded minimix tasks use,
 # so that the tiny model's sequences have realistic lengths instead of one token per character.
@@ -180,9 +169,7 @@ def build_tiny_llava(output_dir: str | Path, cfg: TinyConfig | None = None) -> P
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
 
     vision = CLIPVisionConfig(
-        hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
-        num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
-        image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=cfg.vision_hidden_size,
+        **vision_kwargs(cfg), projection_dim=cfg.vision_hidden_size,
     )
     text = LlamaConfig(
         hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,

@@ -41,13 +41,11 @@ class LlavaNextFamily(Family):
         from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextImageProcessorPil
         from transformers import LlavaNextProcessor
 
-        from .tiny_parts import VICUNA_TEMPLATE, pinpoints, text_config
+        from .tiny_parts import vision_kwargs, VICUNA_TEMPLATE, pinpoints, text_config
 
         side = cfg.image_size
         config = LlavaNextConfig(
-            vision_config=CLIPVisionConfig(hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
-                                           num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
-                                           image_size=side, patch_size=cfg.patch_size),
+            vision_config=CLIPVisionConfig(**vision_kwargs(cfg)),
             text_config=LlamaConfig(**text_config(tokenizer, cfg)), image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
             image_grid_pinpoints=pinpoints(side), vision_feature_layer=-2, vision_feature_select_strategy="default")
         image_processor = LlavaNextImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side},

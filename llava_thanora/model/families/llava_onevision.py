@@ -26,13 +26,11 @@ class LlavaOnevisionFamily(LlavaNextFamily):
         from transformers import LlavaOnevisionConfig, LlavaOnevisionImageProcessorPil, Qwen2Config, SiglipVisionConfig
 
         from .processors import LlavaOnevisionProcessor
-        from .tiny_parts import chatml_template, pinpoints, text_config
+        from .tiny_parts import vision_kwargs, chatml_template, pinpoints, text_config
 
         side = cfg.image_size
         config = LlavaOnevisionConfig(
-            vision_config=SiglipVisionConfig(hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
-                                             num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
-                                             image_size=side, patch_size=cfg.patch_size),
+            vision_config=SiglipVisionConfig(**vision_kwargs(cfg)),
             text_config=Qwen2Config(**text_config(tokenizer, cfg)), image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
             video_token_id=tokenizer.convert_tokens_to_ids("<video>"), image_grid_pinpoints=pinpoints(side),
             vision_feature_layer=-1, vision_feature_select_strategy="full")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-# Vicuna-shaped, as llava-1.5's ("USER: <image>\n... ASSISTANT:"); used by the LLaVA families' tiny checkpoints.
+# The same shape as llava-1.5-hf's template ("USER: <image>\n... ASSISTANT:"), written for this project. Images come
+# first in a turn, then text; the assistant prompt ends with "ASSISTANT:". A system message, if any, is a preamble.
 VICUNA_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'system' %}"
@@ -15,6 +16,13 @@ VICUNA_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
+
+
+def vision_kwargs(cfg) -> dict:
+    """The CLIP/SigLIP-style vision config fields of a tiny checkpoint (`TinyConfig`)."""
+    return dict(hidden_size=cfg.vision_hidden_size, intermediate_size=2 * cfg.vision_hidden_size,
+                num_hidden_layers=cfg.vision_layers, num_attention_heads=cfg.num_attention_heads,
+                image_size=cfg.image_size, patch_size=cfg.patch_size)
 
 
 def chatml_template(image_slot: str) -> str:
