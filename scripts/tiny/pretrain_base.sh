@@ -18,7 +18,7 @@ export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 [ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
 $PY -m llava_thanora.model.tiny --output_dir $WORK/stage0 --hidden_size 128 --intermediate_size 384 \
   --num_hidden_layers 4 --num_attention_heads 4 --vision_hidden_size 96 --vision_layers 3 --image_size 64 \
-  --patch_size 16 --vocab_size 1024 --tokenizer_corpus $DATA/pretrain.json,$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
+  --patch_size 8 --vocab_size 1024 --tokenizer_corpus $DATA/pretrain.json,$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
 COMMON="--data_path $DATA/pretrain.json --image_folder $DATA/images --per_device_train_batch_size 16
   --logging_steps 25 --save_strategy no --report_to none --seed 0 --model_max_length 512 --weight_decay 0.0"
 $PY train.py --model_name_or_path $WORK/stage0 --output_dir $WORK/stage1 --method projector \

@@ -1,7 +1,10 @@
-"""Task `mcq`: scikit-learn's handwritten digits with long multiple-choice arithmetic questions.
+"""Task `mcq`: ScienceQA-like multiple choice about one handwritten digit (scikit-learn's digits).
 
-Simple image, complex text: the model must read one digit d, then follow a wordy problem about d and pick
-the letter of the right option among four plausible ones.
+Simple image, heavy text: a "Context:" paragraph that teaches the rule (like a ScienceQA lecture), a
+question about the digit d in the image, and four options A-D. Each template needs d read from the image,
+then one or two steps over the text: match d's name among the options, apply the stated rule, or look d
+up in a table given in the context (shuffled per question, so it must be read, not memorised). The
+correct letter is balanced over A-D, so guessing one letter scores exactly 25.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from sklearn.datasets import load_digits
 from .writer import IMAGE_SIZE, MinimixConfig, Sample, pixel_hash, rng_for
 
 LETTERS = "ABCD"
-TEST_FRACTION = 0.2  # share of the 1797 digits reserved for test images
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+ANIMALS = ("cat", "dog", "bird", "fish", "frog", "horse", "mouse", "tiger", "rabbit", "snake")
+# Shares of the 1,797 digits reserved for the test and validation images; the rest train.
+TEST_FRACTION, VAL_FRACTION = 0.2, 0.1
+
+
+def _parity_size(d: int) -> str:
+    return f"{'even' if d % 2 == 0 else 'odd'} and {'less than five' if d < 5 else 'five or more'}"
 
 
 @dataclass(frozen=True)
@@ -25,69 +35,74 @@ class McqTemplate:
 
     name: str
     """Stored in the annotation so the answer can be checked independently."""
-    params: Callable[[np.random.Generator], dict[str, int]]
-    """Draws the template's integer parameters."""
+    context: str
+    """The "Context:" paragraph; formatted with the template's parameters."""
     question: str
-    """Question text; formatted with the parameters."""
-    solve: Callable[[int, dict[str, int]], str]
-    """The correct option for digit d."""
-    wrong_pool: Callable[[int, dict[str, int]], list[str]] | None = None
-    """All candidate options (the answer is removed); None: numeric distractors near the answer."""
+    """The question line."""
+    params: Callable[[np.random.Generator], dict]
+    """Draws the template's parameters (e.g. a lookup table)."""
+    solve: Callable[[int, dict], str]
+    """The correct option's text for digit d."""
+    pool: Callable[[int, dict], list[str]]
+    """Candidate options; three wrong ones are drawn from it (the answer is removed first)."""
 
 
-def _parity(d: int, p: dict[str, int]) -> str:
-    return f"d is {'even' if d % 2 == 0 else 'odd'} and {'greater' if d > p['k'] else 'not greater'} than {p['k']}"
+def _no_params(rng: np.random.Generator) -> dict:
+    return {}
+
+
+def _animal_table(rng: np.random.Generator) -> dict:
+    return {"animals": [ANIMALS[i] for i in rng.permutation(len(ANIMALS))]}
+
+
+def _table_text(p: dict) -> str:
+    return "; ".join(f"{d} means {a}" for d, a in enumerate(p["animals"]))
 
 
 TEMPLATES = (
-    McqTemplate("linear", lambda r: {"a": int(r.integers(2, 10)), "b": int(r.integers(1, 20))},
-                "Let d be the digit shown in the image. First multiply d by {a}, then add {b} to the product. "
-                "Which number do you get at the end of this calculation?",
-                lambda d, p: str(p["a"] * d + p["b"])),
-    McqTemplate("bus", lambda r: {"a": int(r.integers(5, 15)), "b": int(r.integers(1, 5))},
-                "Let d be the handwritten digit in the picture. A bus leaves the depot with exactly d passengers "
-                "on board. At the first stop {a} more people get on, and at the second stop {b} people get off; "
-                "nobody else gets on or off. How many passengers are on the bus after the second stop?",
-                lambda d, p: str(d + p["a"] - p["b"])),
-    McqTemplate("square", lambda r: {"a": int(r.integers(1, 10))},
-                "Let d be the number written in the image. Compute the square of d, that is d multiplied by "
-                "itself, and then subtract {a} from the result. What is the final value?",
-                lambda d, p: str(d * d - p["a"])),
-    McqTemplate("change", lambda r: {"a": int(r.integers(1, 6)), "c": int(r.choice([50, 100]))},
-                "Let d be the digit shown in the image. Maria buys d notebooks that cost {a} dollars each and "
-                "pays with a single {c}-dollar note. How many dollars of change should the cashier give back?",
-                lambda d, p: str(p["c"] - p["a"] * d)),
-    McqTemplate("remainder", lambda r: {"a": int(r.integers(2, 10)), "b": int(r.integers(1, 10)),
-                                        "m": int(r.integers(5, 10))},
-                "Let d be the digit shown in the image. Take {a} times d, add {b} to it, and divide the sum by "
-                "{m}. What is the remainder of this division?",
-                lambda d, p: str((p["a"] * d + p["b"]) % p["m"]),
-                lambda d, p: [str(v) for v in range(p["m"])]),
-    McqTemplate("parity", lambda r: {"k": int(r.integers(2, 8))},
-                "Let d be the handwritten digit in the image. Decide two facts about d: whether it is an even "
-                "or an odd number, and whether it is strictly greater than {k}. Which of the following "
-                "statements describes d correctly?",
-                _parity,
-                lambda d, p: [_parity(x, p) for x in (0, 1, p["k"] + 1 + (p["k"] % 2), p["k"] + 2 - (p["k"] % 2))]),
+    McqTemplate(
+        "name",
+        "Numbers can be written with digits or spelled out with words. The digit 0 is written zero, 1 is one, "
+        "2 is two, and so on up to 9, which is nine. A handwritten digit can look messy, but it still stands "
+        "for exactly one of these ten numbers.",
+        "Which word names the digit shown in the image?",
+        _no_params, lambda d, p: DIGIT_WORDS[d], lambda d, p: list(DIGIT_WORDS)),
+    McqTemplate(
+        "parity",
+        "A whole number is even when it can be split into two equal groups, like 0, 2, 4, 6 and 8. It is odd "
+        "when one is always left over, like 1, 3, 5, 7 and 9. Every digit is either less than five or five "
+        "or more.",
+        "Which statement describes the digit shown in the image?",
+        _no_params, lambda d, p: _parity_size(d), lambda d, p: [_parity_size(x) for x in (3, 4, 5, 6)]),
+    McqTemplate(
+        "next",
+        "When we count, each number is followed by the number that is one larger. After 3 comes 4, and after "
+        "9 comes 10. Counting backwards, each number is preceded by the number that is one smaller.",
+        "Which number comes right after the digit shown in the image?",
+        _no_params, lambda d, p: str(d + 1), lambda d, p: [str(x) for x in range(max(0, d - 2), d + 5)]),
+    McqTemplate(
+        "code",
+        "In a class game, every digit is a secret code for an animal. The code table for this round is: "
+        "{table}. A player shows a card with one digit, and the others must name the animal it stands for.",
+        "The card in the image shows the digit. Which animal does it stand for?",
+        _animal_table, lambda d, p: p["animals"][d], lambda d, p: list(ANIMALS)),
 )
 
 
-def make_options(t: McqTemplate, d: int, p: dict[str, int], rng: np.random.Generator) -> tuple[list[str], int]:
-    """Four distinct options (the answer and three distractors) in random order, and the answer's index."""
+def make_options(t: McqTemplate, d: int, p: dict, answer_index: int,
+                 rng: np.random.Generator) -> list[str]:
+    """Four distinct options: three wrong ones drawn from the template's pool, the answer at `answer_index`."""
     answer = t.solve(d, p)
-    if t.wrong_pool is not None:
-        pool = [v for v in dict.fromkeys(t.wrong_pool(d, p)) if v != answer]
-        wrong = [pool[i] for i in rng.choice(len(pool), size=3, replace=False)]
-    else:
-        # Plausible mistakes first: misreading the digit as a neighbour, then slips in the arithmetic.
-        misread = [t.solve(x, p) for x in (d - 2, d - 1, d + 1, d + 2) if 0 <= x <= 9]
-        slips = [str(int(answer) + k) for k in (-10, -2, -1, 1, 2, 10)]
-        candidates = [misread[i] for i in rng.permutation(len(misread))] + [slips[i] for i in rng.permutation(6)]
-        wrong = [v for v in dict.fromkeys(candidates) if v != answer][:3]
-    options = wrong + [answer]
-    order = rng.permutation(4)
-    options = [options[i] for i in order]
-    return options, options.index(answer)
+    pool = [v for v in dict.fromkeys(t.pool(d, p)) if v != answer]
+    wrong = [pool[i] for i in rng.choice(len(pool), size=3, replace=False)]
+    return wrong[:answer_index] + [answer] + wrong[answer_index:]
+
+
+def question_text(t: McqTemplate, p: dict, options: list[str]) -> str:
+    """Context paragraph, question and lettered options, one per line (LLaVA's ScienceQA layout)."""
+    context = t.context.format(table=_table_text(p)) if "animals" in p else t.context
+    listing = "\n".join(f"{letter}. {value}" for letter, value in zip(LETTERS, options))
+    return f"Context: {context}\n{t.question}\n{listing}"
 
 
 def render_digit(pixels: np.ndarray) -> Image.Image:
@@ -101,36 +116,43 @@ def render_digit(pixels: np.ndarray) -> Image.Image:
 
 
 def digit_pools(seed: int, count: int) -> dict[str, list[int]]:
-    """Disjoint "train" and "test" lists of indices into load_digits(), fixed by the seed alone."""
+    """Disjoint "train", "val" and "test" lists of indices into load_digits(), fixed by the seed alone."""
     perm = rng_for(seed, "mcq", "digit-split").permutation(count).tolist()
-    n_test = round(count * TEST_FRACTION)
-    return {"test": sorted(perm[:n_test]), "train": sorted(perm[n_test:])}
+    n_test, n_val = round(count * TEST_FRACTION), round(count * VAL_FRACTION)
+    return {"test": sorted(perm[:n_test]), "val": sorted(perm[n_test:n_test + n_val]),
+            "train": sorted(perm[n_test + n_val:])}
 
 
 def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Sample]:
-    """`n` questions on digits of `split`'s pool (cycling through it if n is larger), skipping `exclude`."""
+    """`n` questions on digits of `split`'s pool (cycling through it if n is larger), skipping `exclude`.
+
+    Templates rotate, and within each block of four questions the answer takes each letter once.
+    """
     digits = load_digits()
     pool = digit_pools(cfg.seed, len(digits.target))[split]
     images = {i: render_digit(digits.images[i]) for i in pool}
     usable = [i for i in pool if pixel_hash(images[i]) not in exclude]
     if not usable:
-        raise ValueError(f"no {split} digit image is left after excluding test images")
+        raise ValueError(f"no {split} digit image is left after excluding other splits' images")
     rng = rng_for(cfg.seed, "mcq", split)
     order = [usable[i] for i in rng.permutation(len(usable))]
     samples = []
+    letters: list[int] = []
     for i in range(n):
+        if not letters:
+            letters = rng.permutation(len(LETTERS)).tolist()
         index = order[i % len(order)]
         d = int(digits.target[index])
-        t = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        t = TEMPLATES[i % len(TEMPLATES)]
         p = t.params(rng)
-        options, answer = make_options(t, d, p, rng)
-        listing = "\n".join(f"{letter}. {value}" for letter, value in zip(LETTERS, options))
+        answer = letters.pop()
+        options = make_options(t, d, p, answer, rng)
         samples.append(Sample(
             id=f"mcq-{split}-{i:05d}",
             task="mcq",
             image=images[index],
             image_name=f"mcq/{split}/digit_{index:04d}.png",
-            text=t.question.format(**p) + "\n" + listing,
+            text=question_text(t, p, options),
             answers=(LETTERS[answer],),
             question_extra={"choices": options},
             annotation_extra={"digit": d, "source_index": index, "template": t.name, "params": p},
