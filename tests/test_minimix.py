@@ -13,23 +13,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from llava_thanora.data.minimix import PROMPT_SUFFIX, TASKS, MinimixConfig, build_minimix
 from llava_thanora.data.minimix.__main__ import main
-from llava_thanora.data.minimix.mcq import render_digit
 
 SIZES = {"train_per_task": 30, "test_per_task": 20, "pretrain_samples": 40}
 
-# Written independently of the generator: the correct option of each mcq template for digit d, read off the
-# question text itself where the template states a rule there (the code table).
-NUMBER_WORDS = "zero one two three four five six seven eight nine".split()
+# Written independently of the generator: the correct option of each mcq template for the swatch colour c,
+# read off the question text itself where the context states the facts (fruits, the code table).
 SOLVERS = {
-    "name": lambda d, text: NUMBER_WORDS[d],
-    "parity": lambda d, text: f"{'odd' if d % 2 else 'even'} and {'five or more' if d >= 5 else 'less than five'}",
-    "next": lambda d, text: str(d + 1),
-    "code": lambda d, text: re.search(rf"\b{d} means (\w+)", text).group(1),
+    "colour": lambda c, text: c,
+    "fruit": lambda c, text: re.search(rf"the (\w+) is {c}\b", text).group(1),
+    "code": lambda c, text: re.search(rf"\b{c} means (\w+)", text).group(1),
 }
+# The swatch colours as a person would name them (the generator jitters each channel by at most 18).
+NAMED = {"red": (215, 35, 35), "green": (40, 160, 60), "blue": (35, 70, 215), "yellow": (235, 205, 30),
+         "orange": (245, 135, 25), "purple": (140, 50, 170), "black": (25, 25, 25), "pink": (245, 140, 190)}
+
+
+def swatch_colour(image: Image.Image) -> str:
+    """The named colour nearest to the image's least-white pixels (the square)."""
+    pixels = np.asarray(image, dtype=np.float64).reshape(-1, 3)
+    square = pixels[pixels.sum(axis=1) < pixels.sum(axis=1).max() - 60]
+    mean = square.mean(axis=0)
+    return min(NAMED, key=lambda name: float(np.abs(mean - NAMED[name]).sum()))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -146,8 +153,7 @@ def test_question_and_annotation_files_match(built):
             assert refs == [1] * len(refs)
 
 
-def test_mcq_answer_follows_from_the_digit_and_the_context(built):
-    digits = load_digits()
+def test_mcq_answer_follows_from_the_image_and_the_context(built):
     questions = read_jsonl(built / "mcq" / "test_questions.jsonl")
     answers = read_jsonl(built / "mcq" / "test_annotations.jsonl")
     assert {a["template"] for a in answers} == set(SOLVERS)  # every template is used
@@ -160,12 +166,10 @@ def test_mcq_answer_follows_from_the_digit_and_the_context(built):
         for letter, value in zip("ABCD", choices):
             assert f"\n{letter}. {value}" in q["text"]
         (letter,) = a["answers"]
-        index, d = a["source_index"], a["digit"]
-        assert int(digits.target[index]) == d
-        # The image file really is that digit, and the marked option is the one the rule gives.
-        assert open_rgb(built, q["image"]).tobytes() == render_digit(digits.images[index]).tobytes()
-        assert choices["ABCD".index(letter)] == SOLVERS[a["template"]](d, q["text"])
-        assert sum(SOLVERS[a["template"]](d, q["text"]) == c for c in choices) == 1
+        colour = swatch_colour(open_rgb(built, q["image"]))  # seen in the pixels, not read from the annotation
+        assert colour == a["colour"], q["question_id"]
+        assert choices["ABCD".index(letter)] == SOLVERS[a["template"]](colour, q["text"])
+        assert sum(SOLVERS[a["template"]](colour, q["text"]) == c for c in choices) == 1
 
 
 def ink_error(root: Path, question: dict, annotation: dict, text: str) -> float:
@@ -285,7 +289,7 @@ def test_pretrain_is_generic_description_not_task_format(built):
         assert "\nA. " not in human["value"] and not any(s in human["value"] for s in PROMPT_SUFFIX.values())
         assert len(gpt["value"].split()) >= 4 and gpt["value"].endswith(".")
         sources.add(Path(r["image"]).name.split("_")[0])
-    assert sources == {"easyvqa", "digit", "text", "scene"}
+    assert sources == {"easyvqa", "swatch", "text", "scene", "lookup"}
 
 
 def test_tasks_are_really_different(built):

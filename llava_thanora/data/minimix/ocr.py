@@ -110,7 +110,7 @@ class FontBank:
 def random_text(rng: np.random.Generator) -> tuple[str, bool]:
     """A word in one of three casings, or a number; returns (text, is_number)."""
     if rng.random() < NUMBER_FRACTION:
-        return str(int(rng.integers(0, 10000))), True
+        return str(int(rng.integers(10, 1000))), True
     word = WORDS[int(rng.integers(len(WORDS)))]
     casing = rng.random()
     return (word if casing < 0.5 else word.capitalize() if casing < 0.8 else word.upper()), False

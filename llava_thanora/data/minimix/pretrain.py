@@ -15,14 +15,14 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from . import caption, mcq, ocr, vqa
 from .writer import MinimixConfig, Sample, pixel_hash, rng_for
 
 PROMPTS = ("Describe this image.", "What do you see in this picture?", "Give a short description of the image.",
            "Tell me what this image contains.")
-Draft = tuple[Image.Image, str, str]  # (image, image name, description)
+# (image, image name, description, prompt); prompt None: one of PROMPTS, drawn when the samples are assembled.
+Draft = tuple[Image.Image, str, str, str | None]
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
@@ -45,25 +45,21 @@ def _easy_vqa(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft
         image_id = usable[k % len(usable)]
         colour, shape = attributes[image_id]
         drafts.append((images[image_id], f"pretrain/easyvqa_{image_id:04d}.png",
-                       f"A single {colour} {shape} on a plain background."))
+                       f"A single {colour} {shape} on a plain background.", None))
     return drafts
 
 
-def _digits(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
-    """Handwritten digits from the mcq training pool, named in words."""
-    rng = rng_for(cfg.seed, "pretrain", "mcq")
-    digits = load_digits()
-    pool = mcq.digit_pools(cfg.seed, len(digits.target))["train"]
-    images = {i: mcq.render_digit(digits.images[i]) for i in pool}
-    usable = [pool[i] for i in rng.permutation(len(pool)) if pixel_hash(images[pool[i]]) not in exclude]
-    if n and not usable:
-        raise ValueError("no training digit is left after excluding held-out images")
+def _swatches(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
+    """Fresh colour swatches (the mcq task's images), named by colour."""
+    rng = rng_for(cfg.seed, "pretrain", "swatch")
+    names = sorted(mcq.SWATCHES)
     drafts = []
     for k in range(n):
-        index = usable[k % len(usable)]
-        word = mcq.DIGIT_WORDS[int(digits.target[index])]
-        drafts.append((images[index], f"pretrain/digit_{index:04d}.png",
-                       f"A handwritten digit {word} in dark ink on white paper."))
+        colour = names[k % len(names)]
+        image = mcq.render_swatch(colour, rng)
+        while pixel_hash(image) in exclude:
+            image = mcq.render_swatch(colour, rng)
+        drafts.append((image, f"pretrain/swatch_{k:05d}.png", f"A plain {colour} square on a white page.", None))
     return drafts
 
 
@@ -78,7 +74,7 @@ def _texts(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
         while pixel_hash(rendered.image) in exclude:
             rendered = ocr.render_text_image(content, rng, fonts)
         drafts.append((rendered.image, f"pretrain/text_{k:05d}.png",
-                       f"The text '{content}' written in {rendered.ink}."))
+                       f"The text '{content}' written in {rendered.ink}.", None))
     return drafts
 
 
@@ -95,14 +91,36 @@ def _scenes(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
         parts = [f"a {'small' if s.radius < caption.LARGE_RADIUS else 'large'} {s.noun}"
                  for s in caption.reading_order(scene)]
         drafts.append((image, f"pretrain/scene_{k:05d}.png",
-                       f"This drawing contains {caption.join_phrases(parts)}."))
+                       f"This drawing contains {caption.join_phrases(parts)}.", None))
+    return drafts
+
+
+def _lookups(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
+    """Swatches with a code table in the prompt: see the colour, find its line, copy the animal.
+
+    The skill the mcq task's `code` and `fruit` templates need, without their options and letters: a
+    language model trained from scratch on descriptions alone never learns to copy from its context.
+    """
+    rng = rng_for(cfg.seed, "pretrain", "lookup")
+    names = sorted(mcq.SWATCHES)
+    drafts = []
+    for k in range(n):
+        colour = names[int(rng.integers(len(names)))]
+        image = mcq.render_swatch(colour, rng)
+        while pixel_hash(image) in exclude:
+            image = mcq.render_swatch(colour, rng)
+        code = mcq.code_table(rng)["code"]
+        prompt = (f"In this game every color stands for an animal: {mcq.code_text(code)}. "
+                  "Which animal does the color in the image stand for?")
+        drafts.append((image, f"pretrain/lookup_{k:05d}.png", f"The color {colour} stands for {code[colour]}.",
+                       prompt))
     return drafts
 
 
 # (source, weight): reading gets the largest share because it is the hardest skill for the tiny vision
 # tower, and the ocr task needs a base that has learned to see text.
 SOURCES: tuple[tuple[Callable[[int, MinimixConfig, frozenset[str]], list[Draft]], int], ...] = (
-    (_easy_vqa, 1), (_digits, 1), (_texts, 2), (_scenes, 1))
+    (_easy_vqa, 1), (_swatches, 1), (_texts, 2), (_scenes, 1), (_lookups, 1))
 
 
 def source_counts(total: int) -> list[int]:
@@ -123,5 +141,5 @@ def generate(cfg: MinimixConfig, exclude: frozenset[str]) -> list[Sample]:
     interleaved = [s[i] for i in range(longest) for s in per_source if i < len(s)]
     rng = rng_for(cfg.seed, "pretrain", "prompts")
     return [Sample(id=f"pretrain-{i:05d}", task="pretrain", image=image, image_name=name,
-                   text=_pick(rng, PROMPTS), answers=(description,))
-            for i, (image, name, description) in enumerate(interleaved)]
+                   text=prompt if prompt is not None else _pick(rng, PROMPTS), answers=(description,))
+            for i, (image, name, description, prompt) in enumerate(interleaved)]
