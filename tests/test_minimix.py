@@ -289,7 +289,7 @@ def test_pretrain_is_generic_description_not_task_format(built):
         assert "\nA. " not in human["value"] and not any(s in human["value"] for s in PROMPT_SUFFIX.values())
         assert len(gpt["value"].split()) >= 4 and gpt["value"].endswith(".")
         sources.add(Path(r["image"]).name.split("_")[0])
-    assert sources == {"easyvqa", "swatch", "text", "scene", "lookup"}
+    assert sources == {"easyvqa", "swatch", "text", "scene", "lookup", "choice"}
 
 
 def test_tasks_are_really_different(built):

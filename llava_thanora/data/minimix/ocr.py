@@ -15,23 +15,19 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .writer import IMAGE_SIZE, MinimixConfig, Sample, pixel_hash, rng_for
 
+# 40 short words: a tiny tower reads a closed set it has seen dozens of times each in pretraining (v1 had 104
+# words and 4-digit numbers, and its base read none of them).
 WORDS = (
-    "apple", "river", "house", "green", "table", "light", "music", "water", "bread", "cloud", "chair",
-    "money", "paper", "plant", "horse", "train", "smile", "stone", "night", "sugar", "phone", "tiger",
-    "honey", "lemon", "ocean", "pilot", "queen", "radio", "salad", "truck", "violin", "window", "yellow",
-    "zebra", "garden", "rocket", "butter", "candle", "doctor", "forest", "guitar", "island", "jacket",
-    "kitten", "ladder", "market", "orange", "pencil", "rabbit", "silver", "ticket", "winter", "bridge",
-    "castle", "dragon", "engine", "flower", "hammer", "school", "summer", "cat", "dog", "sun", "map",
-    "box", "cup", "egg", "fox", "hat", "key", "owl", "pen", "sky", "toy", "van", "bus", "ice", "jam",
-    "book", "bird", "fish", "lamp", "milk", "moon", "rain", "ship", "star", "tree", "wind", "door",
-    "road", "shoe", "king", "gold", "snow", "desk", "frog", "kite", "leaf", "ring", "sock", "wolf",
+    "cat", "dog", "sun", "map", "box", "cup", "egg", "fox", "hat", "key", "owl", "pen", "sky", "toy", "bus",
+    "ice", "book", "bird", "fish", "lamp", "milk", "moon", "rain", "ship", "star", "tree", "door", "shoe",
+    "king", "gold", "snow", "frog", "kite", "leaf", "ring", "wolf", "apple", "house", "water", "train",
 )
-NUMBER_FRACTION = 0.25
+NUMBER_FRACTION = 0.2
 # Difficulty knobs, chosen on the validation split so that a LoRA on the tiny base reads a fair share of
 # the texts but not all of them (BENCHMARKS.md, "minimix v2").
-FONT_SIZES = (12, 21)  # [low, high) in pixels
-MAX_ANGLE = 15.0  # degrees either way
-CLUTTER_ITEMS = (1, 5)  # [low, high) lines, rings and boxes
+FONT_SIZES = (16, 25)  # [low, high) in pixels
+MAX_ANGLE = 10.0  # degrees either way
+CLUTTER_ITEMS = (1, 4)  # [low, high) lines, rings and boxes
 NOISE_STD = (2.0, 8.0)  # per-image Gaussian noise level, drawn uniformly
 # Text colours by name, split by background so the text always contrasts with what lies behind it.
 DARK_INKS = {"black": (0, 0, 0), "red": (200, 20, 20), "blue": (20, 40, 200), "green": (10, 120, 30),
@@ -110,7 +106,7 @@ class FontBank:
 def random_text(rng: np.random.Generator) -> tuple[str, bool]:
     """A word in one of three casings, or a number; returns (text, is_number)."""
     if rng.random() < NUMBER_FRACTION:
-        return str(int(rng.integers(10, 1000))), True
+        return str(int(rng.integers(10, 100))), True
     word = WORDS[int(rng.integers(len(WORDS)))]
     casing = rng.random()
     return (word if casing < 0.5 else word.capitalize() if casing < 0.8 else word.upper()), False

@@ -117,10 +117,32 @@ def _lookups(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]
     return drafts
 
 
+def _choices(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
+    """Swatches with numbered cards in the prompt: see the colour, find the card that names it, say its number.
+
+    The other half of a multiple-choice answer (pointing at the matching option), with numbers instead of
+    the mcq task's letters and a sentence instead of a bare label, so the task's format is still new.
+    """
+    rng = rng_for(cfg.seed, "pretrain", "choices")
+    names = sorted(mcq.SWATCHES)
+    drafts = []
+    for k in range(n):
+        picked = [names[i] for i in rng.choice(len(names), size=4, replace=False)]
+        colour = picked[int(rng.integers(4))]
+        image = mcq.render_swatch(colour, rng)
+        while pixel_hash(image) in exclude:
+            image = mcq.render_swatch(colour, rng)
+        cards = ", ".join(f"card {j + 1} says {name}" for j, name in enumerate(picked))
+        prompt = f"Four cards lie on the table: {cards}. Which card names the color of the square in the image?"
+        drafts.append((image, f"pretrain/choice_{k:05d}.png",
+                       f"Card {picked.index(colour) + 1} names the color {colour}.", prompt))
+    return drafts
+
+
 # (source, weight): reading gets the largest share because it is the hardest skill for the tiny vision
 # tower, and the ocr task needs a base that has learned to see text.
 SOURCES: tuple[tuple[Callable[[int, MinimixConfig, frozenset[str]], list[Draft]], int], ...] = (
-    (_easy_vqa, 1), (_swatches, 1), (_texts, 2), (_scenes, 1), (_lookups, 1))
+    (_easy_vqa, 1), (_swatches, 1), (_texts, 3), (_scenes, 1), (_lookups, 1), (_choices, 1))
 
 
 def source_counts(total: int) -> list[int]:
