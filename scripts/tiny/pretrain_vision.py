@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning_rate", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.steps < 1:
-        raise SystemExit(f"error: --steps must be >= 1, got {args.steps}")
+    if args.steps < 2:  # the one-cycle schedule needs a step to warm up and one to anneal
+        raise SystemExit(f"error: --steps must be >= 2, got {args.steps}")
 
     torch.manual_seed(args.seed)
     torch.use_deterministic_algorithms(True)
@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     head = torch.nn.Linear(model.config.vision_config.hidden_size, targets.shape[1])
     params = list(tower.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.0)
+    # One-cycle: warm up over 5% of the steps (at least 2, which OneCycleLR needs), then anneal.
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=args.steps,
-                                                   pct_start=0.05)
+                                                   pct_start=max(0.05, 2 / args.steps))
     generator = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(pixels), generator=generator)
     cursor = 0
