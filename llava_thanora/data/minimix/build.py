@@ -24,7 +24,7 @@ IMAGE_FOLDER = "images"  # every "image" path in the outputs is relative to outp
 VAL_ROOT = "val"  # output_dir/val: the validation set, laid out as a data root of its own
 GENERATORS: Mapping[str, Callable[[str, int, MinimixConfig, frozenset[str]], list[Sample]]] = MappingProxyType(
     {"vqa": vqa.generate, "ocr": ocr.generate, "caption": caption.generate, "mcq": mcq.generate})
-RECORDED_PACKAGES = ("pillow", "numpy", "scikit-learn", "easy-vqa", "matplotlib")
+RECORDED_PACKAGES = ("pillow", "numpy", "easy-vqa", "matplotlib")
 
 
 def check_disjoint(held_out: list[Sample], others: list[Sample], name: str = "test") -> None:
