@@ -15,6 +15,10 @@ STEPS=${STEPS:-300}
 RANK=${RANK:-16}
 SEED=${SEED:-0}
 LIMIT=${LIMIT:-}
+# One thread by default: the numbers then do not depend on the machine's core count (a CPU matmul's result
+# depends on how it is split over threads), and a tiny model loses little; on this project's shared 2-core
+# machine, 2 threads under load ran up to 10x slower than 1. Set OMP_NUM_THREADS to override.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 WANDB_MODE=offline
 BENCHES=minimix_vqa,minimix_ocr,minimix_caption,minimix_mcq
 step() { printf '\n==> %s\n' "$*"; }
@@ -32,7 +36,7 @@ TRAIN=$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/t
 COMMON=(--model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$DATA/images" --lora_r "$RANK"
         --lora_alpha $((2 * RANK)) --lora_dropout 0.05 --max_steps "$STEPS" --per_device_train_batch_size 16
         --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 --logging_steps 10 --save_strategy no
-        --report_to none --model_max_length 512 --seed "$SEED"
+        --report_to none --model_max_length 512 --seed "$SEED" --full_determinism
         --freeze_mm_mlp_adapter)  # the adapters alone are compared (LoRA-family runs train the projector by default)
 for method in lora thanora; do
   step "3/5 train $method (r=$RANK, $STEPS steps) -> $OUT/$method"
@@ -41,7 +45,8 @@ for method in lora thanora; do
 done
 
 step "4/5 evaluate base, LoRA, ThanoRA on $BENCHES"
-EVAL=(--benchmarks "$BENCHES" --data-root "$DATA" --batch-size 16 --seed "$SEED" ${LIMIT:+--limit $LIMIT})
+# --overwrite: a rerun retrains the adapters, so answers left in these folders by an earlier run are stale.
+EVAL=(--benchmarks "$BENCHES" --data-root "$DATA" --batch-size 16 --seed "$SEED" --overwrite ${LIMIT:+--limit $LIMIT})
 $PY -m eval.run --model-path "$BASE" --method base --output-dir "$OUT/eval/base" "${EVAL[@]}"
 for method in lora thanora; do
   $PY -m eval.run --model-path "$OUT/$method" --model-base "$BASE" --method $method --output-dir "$OUT/eval/$method" "${EVAL[@]}"

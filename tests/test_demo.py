@@ -19,6 +19,10 @@ def test_shortened_demo(tiny_model, tmp_path):
     env = {**os.environ, "PY": sys.executable, "DATA": str(tmp_path / "minimix"), "BASE": tiny_model,
            "OUT": str(out), "STEPS": "3", "RANK": "8", "LIMIT": "3", "TRAIN_PER_TASK": "12", "TEST_PER_TASK": "3",
            "OMP_NUM_THREADS": "2"}
+    # A rerun retrains into existing eval folders: answers left there by an earlier run must be replaced.
+    stale = out / "eval" / "base" / "minimix_vqa" / "answers.jsonl"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"question_id": "vqa-test-00000", "text": "stale", "run": "an earlier run"}\n')
     proc = subprocess.run(["bash", str(REPO / "scripts/demo.sh")], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -30,6 +34,7 @@ def test_shortened_demo(tiny_model, tmp_path):
     assert rows == ["base", "lora", "thanora"]
     for name in ("table.csv", "table.tex", "rank_allocation.png", "loss_curves.png", "thanora/thanora.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert "stale" not in stale.read_text() and len(stale.read_text().splitlines()) == 3
     lines = proc.stdout.splitlines()
     tail = lines[lines.index("Outputs:"):]  # the final lines say where every output is
     assert len(tail) == 7 and any(str(out / "table.md") in line for line in tail)

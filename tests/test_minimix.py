@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import zlib
@@ -12,24 +13,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from llava_thanora.data.minimix import PROMPT_SUFFIX, TASKS, MinimixConfig, build_minimix
 from llava_thanora.data.minimix.__main__ import main
-from llava_thanora.data.minimix.mcq import render_digit
 
 SIZES = {"train_per_task": 30, "test_per_task": 20, "pretrain_samples": 40}
 
-# Written independently of the generator: the correct option of each mcq template for digit d.
+# Written independently of the generator: the correct option of each mcq template for the swatch colour c,
+# read off the question text itself where the context states the facts (fruits, the code table).
 SOLVERS = {
-    "linear": lambda d, p: str(p["a"] * d + p["b"]),
-    "bus": lambda d, p: str(d + p["a"] - p["b"]),
-    "square": lambda d, p: str(d * d - p["a"]),
-    "change": lambda d, p: str(p["c"] - p["a"] * d),
-    "remainder": lambda d, p: str((p["a"] * d + p["b"]) % p["m"]),
-    "parity": lambda d, p: (f"d is {'even' if d % 2 == 0 else 'odd'} and "
-                            f"{'greater' if d > p['k'] else 'not greater'} than {p['k']}"),
+    "colour": lambda c, text: c,
+    "fruit": lambda c, text: re.search(rf"the (\w+) is {c}\b", text).group(1),
+    "code": lambda c, text: re.search(rf"\b{c} means (\w+)", text).group(1),
 }
+# The swatch colours as a person would name them (the generator jitters each channel by at most 18).
+NAMED = {"red": (215, 35, 35), "green": (40, 160, 60), "blue": (35, 70, 215), "yellow": (235, 205, 30),
+         "orange": (245, 135, 25), "purple": (140, 50, 170), "black": (25, 25, 25), "pink": (245, 140, 190)}
+
+
+def swatch_colour(image: Image.Image) -> str:
+    """The named colour nearest to the image's least-white pixels (the square)."""
+    pixels = np.asarray(image, dtype=np.float64).reshape(-1, 3)
+    square = pixels[pixels.sum(axis=1) < pixels.sum(axis=1).max() - 60]
+    mean = square.mean(axis=0)
+    return min(NAMED, key=lambda name: float(np.abs(mean - NAMED[name]).sum()))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -74,7 +81,7 @@ def test_same_seed_is_byte_identical_and_other_seed_differs(built, tmp_path):
         for rel in (f"train/{task}.json", f"{task}/test_annotations.jsonl"):
             assert other["files"][rel] != first["files"][rel], rel
     assert first["counts"] == other["counts"] == {
-        **{t: {"train": 30, "test": 20} for t in TASKS}, "pretrain": 40}
+        **{t: {"train": 30, "val": 20, "test": 20} for t in TASKS}, "pretrain": 40}
 
 
 def test_test_set_ignores_train_size_and_grows_by_prefix(tmp_path):
@@ -146,24 +153,117 @@ def test_question_and_annotation_files_match(built):
             assert refs == [1] * len(refs)
 
 
-def test_mcq_answers_are_the_true_arithmetic_result(built):
-    digits = load_digits()
+def test_mcq_answer_follows_from_the_image_and_the_context(built):
     questions = read_jsonl(built / "mcq" / "test_questions.jsonl")
     answers = read_jsonl(built / "mcq" / "test_annotations.jsonl")
-    assert len({a["template"] for a in answers}) >= 4  # the templates really vary
+    assert {a["template"] for a in answers} == set(SOLVERS)  # every template is used
+    letters = [a["answers"][0] for a in answers]
+    assert {letters.count(x) for x in "ABCD"} == {len(letters) // 4}  # guessing one letter scores exactly 25
     for q, a in zip(questions, answers):
         choices = q["choices"]
         assert len(choices) == 4 and len(set(choices)) == 4
+        assert q["text"].startswith("Context: ") and len(q["text"]) > 250  # text-heavy
         for letter, value in zip("ABCD", choices):
             assert f"\n{letter}. {value}" in q["text"]
         (letter,) = a["answers"]
-        assert letter in "ABCD"[: len(choices)]
-        index, d = a["source_index"], a["digit"]
-        assert int(digits.target[index]) == d
-        # The image file really is that digit, and the marked option is the true result.
-        assert open_rgb(built, q["image"]).tobytes() == render_digit(digits.images[index]).tobytes()
-        assert choices["ABCD".index(letter)] == SOLVERS[a["template"]](d, a["params"])
-        assert all(str(v) in q["text"] for v in a["params"].values())
+        colour = swatch_colour(open_rgb(built, q["image"]))  # seen in the pixels, not read from the annotation
+        assert colour == a["colour"], q["question_id"]
+        assert choices["ABCD".index(letter)] == SOLVERS[a["template"]](colour, q["text"])
+        assert sum(SOLVERS[a["template"]](colour, q["text"]) == c for c in choices) == 1
+
+
+def ink_error(root: Path, question: dict, annotation: dict, text: str) -> float:
+    """Mean distance from the recorded ink colour of the pixels where `text`, drawn with the recorded font,
+    size and angle, would put its strokes: small only if the image really shows that text there."""
+    from llava_thanora.data.minimix.ocr import DARK_INKS, LIGHT_INKS, find_fonts
+    from PIL import ImageDraw, ImageFont
+    fonts = {f.name: f.path for f in find_fonts(False)}
+    path, size = fonts[annotation["font"]], annotation["size"]
+    font = ImageFont.load_default(size=size) if path is None else ImageFont.truetype(path, size)
+    left, top, right, bottom = font.getbbox(text)
+    mask = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    ImageDraw.Draw(mask).text((2 - left, 2 - top), text, fill=255, font=font)
+    if annotation["angle"]:
+        mask = mask.rotate(annotation["angle"], resample=Image.Resampling.BICUBIC, expand=True)
+    x0, y0, x1, y1 = annotation["box"]
+    if mask.size != (x1 - x0, y1 - y0):  # another text has another extent
+        return float("inf")
+    strokes = np.asarray(mask) >= 250  # fully opaque strokes: no blending with the background
+    pixels = np.asarray(open_rgb(root, question["image"]), dtype=np.float64)[y0:y1, x0:x1][strokes]
+    ink = np.array({**DARK_INKS, **LIGHT_INKS}[annotation["ink"]], dtype=np.float64)
+    return float(np.abs(pixels - ink).mean())
+
+
+def test_ocr_answer_is_the_text_drawn_in_the_image(built):
+    questions = read_jsonl(built / "ocr" / "test_questions.jsonl")
+    annotations = read_jsonl(built / "ocr" / "test_annotations.jsonl")
+    texts = [a["answers"][0] for a in annotations]
+    for q, a in zip(questions, annotations):
+        # Noise is at most std 8, so the true text's strokes sit within ~12 of the ink colour on average.
+        assert ink_error(built, q, a, a["answers"][0]) < 15, q["question_id"]
+        decoys = [t for t in texts if t != a["answers"][0]][:3]
+        assert all(ink_error(built, q, a, t) > 15 for t in decoys), q["question_id"]
+
+
+def test_caption_reference_names_what_is_drawn(built):
+    from llava_thanora.data.minimix.caption import COLOURS
+    where = {(0, 0): "top left", (1, 0): "top", (2, 0): "top right", (0, 1): "left", (1, 1): "center",
+             (2, 1): "right", (0, 2): "bottom left", (1, 2): "bottom", (2, 2): "bottom right"}
+    questions = read_jsonl(built / "caption" / "test_questions.jsonl")
+    annotations = read_jsonl(built / "caption" / "test_annotations.jsonl")
+    for q, a in zip(questions, annotations):
+        pixels = np.asarray(open_rgb(built, q["image"]), dtype=np.int64)
+        shapes = a["shapes"]
+        assert 2 <= len(shapes) <= 4
+        for shape in shapes:
+            x, y = (int(v) for v in shape["centre"])
+            assert np.abs(pixels[y, x] - COLOURS[shape["colour"]]).max() <= 2, q["question_id"]
+            column, row = shape["cell"]
+            assert int(shape["centre"][0] // (64 / 3)) == column and int(shape["centre"][1] // (64 / 3)) == row
+        # The first reference (the training target) lists the shapes row by row, each with its place.
+        first = a["answers"][0].lower()
+        ordered = sorted(shapes, key=lambda s: (s["cell"][1], s["cell"][0]))
+        spots = [first.index(f"{s['colour']} {s['kind']}") for s in ordered]
+        assert spots == sorted(spots), first
+        for s in ordered:
+            assert f"{s['colour']} {s['kind']} " + ("in the " if tuple(s["cell"]) in
+                                                   {(0, 0), (2, 0), (1, 1), (0, 2), (2, 2)} else "") in first
+            assert where[tuple(s["cell"])] in first
+
+
+def test_vqa_answer_is_easy_vqas_own(built):
+    from easy_vqa import get_test_questions
+    truth = {}
+    texts, answers, image_ids = get_test_questions()
+    for text, answer, image_id in zip(texts, answers, image_ids):
+        truth.setdefault((image_id, text.lower()), set()).add(answer)
+    questions = read_jsonl(built / "vqa" / "test_questions.jsonl")
+    annotations = read_jsonl(built / "vqa" / "test_annotations.jsonl")
+    kinds = [a["kind"] for a in annotations]
+    assert all(kinds.count(k) == len(kinds) // 4 for k in ("colour", "shape", "yes", "no"))
+    for q, a in zip(questions, annotations):
+        image_id = int(Path(q["image"]).stem.split("_")[1])
+        assert truth[(image_id, q["text"].lower())] == {a["answers"][0]}, q["question_id"]
+
+
+def test_validation_split_is_a_data_root_disjoint_from_test_and_train(built):
+    """val/ is laid out like the main data root (so eval.run can score it) and shares nothing with the others."""
+    held = {split: (set(), set(), set()) for split in ("val", "test")}
+    for task in TASKS:
+        for split, root in (("val", built / "val"), ("test", built)):
+            questions = read_jsonl(root / task / "test_questions.jsonl")
+            assert len(questions) == SIZES["test_per_task"]
+            for q in questions:
+                ids, files, pixels = held[split]
+                ids.add(q["question_id"])
+                files.add(q["image"])
+                pixels.add(content_hash(root, q["image"]))
+    for a, b in zip(held["val"], held["test"]):
+        assert not a & b
+    train = [r for t in TASKS for r in json.loads((built / "train" / f"{t}.json").read_text())]
+    for r in train + json.loads((built / "pretrain.json").read_text()):
+        ids, files, pixels = held["val"]
+        assert r["id"] not in ids and content_hash(built, r["image"]) not in pixels, r["id"]
 
 
 def test_train_and_pretrain_never_touch_test(built):
@@ -189,7 +289,7 @@ def test_pretrain_is_generic_description_not_task_format(built):
         assert "\nA. " not in human["value"] and not any(s in human["value"] for s in PROMPT_SUFFIX.values())
         assert len(gpt["value"].split()) >= 4 and gpt["value"].endswith(".")
         sources.add(Path(r["image"]).name.split("_")[0])
-    assert sources == {"easyvqa", "digit", "text", "scene"}
+    assert sources == {"easyvqa", "swatch", "text", "scene", "lookup", "choice"}
 
 
 def test_tasks_are_really_different(built):

@@ -62,7 +62,7 @@ train() {
     --output_dir "$dir" --lora_r "$rank" --lora_alpha $((2 * rank)) --lora_dropout 0.05 --max_steps "$STEPS" \
     --per_device_train_batch_size 16 --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 \
     --logging_steps 10 --save_strategy no --report_to none --model_max_length 512 --seed "$seed" \
-    --disable_tqdm true --freeze_mm_mlp_adapter --method "$(row_method "$row")" $flags ${MERGE_WEIGHT:+--merge_weights "$(weights "$MERGE_WEIGHT" "$tasks")"}
+    --disable_tqdm true --full_determinism --freeze_mm_mlp_adapter --method "$(row_method "$row")" $flags ${MERGE_WEIGHT:+--merge_weights "$(weights "$MERGE_WEIGHT" "$tasks")"}
 }
 
 # weights W TASKS: "W,W,...", one per task vector

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the demo's tiny LLaVA base the LLaVA way, with this project's own training code:
 #   stage 0: a random tiny LLaVA whose tokenizer is trained on the minimix text,
+#   stage 0.5: the vision tower alone learns to see (bag-of-words of the descriptions; pretrain_vision.py),
 #   stage 1: projector only, on the generic description corpus (minimix/pretrain.json),
 #   stage 2: full fine-tuning (vision tower included: it starts random) on the same corpus.
 # The corpus describes images in plain sentences and never uses the four tasks' answer formats, so the base
@@ -11,18 +12,22 @@ PY=${PY:-.venv/bin/python}
 OUT=${1:-playground/checkpoints/tiny-llava-base}
 DATA=${2:-playground/data/minimix}
 WORK=${WORK:-playground/results/pretrain}
+VISION_STEPS=${VISION_STEPS:-1000}
 STAGE1_STEPS=${STAGE1_STEPS:-50}
-STAGE2_EPOCHS=${STAGE2_EPOCHS:-4}
+STAGE2_STEPS=${STAGE2_STEPS:-500}
+STAGE2_LR=${STAGE2_LR:-1e-3}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
 [ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
 $PY -m llava_thanora.model.tiny --output_dir $WORK/stage0 --hidden_size 128 --intermediate_size 384 \
   --num_hidden_layers 4 --num_attention_heads 4 --vision_hidden_size 96 --vision_layers 3 --image_size 64 \
-  --patch_size 16 --vocab_size 1024 --tokenizer_corpus $DATA/pretrain.json,$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
+  --patch_size 8 --vocab_size 1024 --tokenizer_corpus $DATA/pretrain.json,$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
 COMMON="--data_path $DATA/pretrain.json --image_folder $DATA/images --per_device_train_batch_size 16
-  --logging_steps 25 --save_strategy no --report_to none --seed 0 --model_max_length 512 --weight_decay 0.0"
-$PY train.py --model_name_or_path $WORK/stage0 --output_dir $WORK/stage1 --method projector \
+  --logging_steps 25 --save_strategy no --report_to none --seed 0 --model_max_length 512 --weight_decay 0.0 --full_determinism"
+$PY scripts/tiny/pretrain_vision.py --model $WORK/stage0 --data_path $DATA/pretrain.json --image_folder $DATA/images \
+  --output_dir $WORK/stage0_vision --steps $VISION_STEPS
+$PY train.py --model_name_or_path $WORK/stage0_vision --output_dir $WORK/stage1 --method projector \
   --max_steps $STAGE1_STEPS --learning_rate 2e-3 --lr_scheduler_type constant $COMMON
 $PY train.py --model_name_or_path $WORK/stage1 --output_dir $OUT --method full --tune_vision_tower \
-  --num_train_epochs $STAGE2_EPOCHS --learning_rate 1e-3 --lr_scheduler_type cosine --warmup_steps 0.03 $COMMON
+  --max_steps $STAGE2_STEPS --learning_rate $STAGE2_LR --lr_scheduler_type cosine --warmup_steps 0.03 $COMMON
 echo "tiny LLaVA base written to $OUT"

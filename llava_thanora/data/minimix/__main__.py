@@ -17,7 +17,9 @@ def parse_args(argv: list[str] | None = None) -> MinimixConfig:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train_per_task", type=int, default=1000)
     parser.add_argument("--test_per_task", type=int, default=100)
-    parser.add_argument("--pretrain_samples", type=int, default=2000)
+    parser.add_argument("--val_per_task", type=int, default=None,
+                        help="validation questions per task, written to OUTPUT_DIR/val (default: as test)")
+    parser.add_argument("--pretrain_samples", type=int, default=6000)
     parser.add_argument("--system_fonts", action="store_true",
                         help="also use TrueType fonts installed on this machine (output then depends on it)")
     args = parser.parse_args(argv)
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {err}") from None
     for task in TASKS:
         counts = manifest["counts"][task]
-        print(f"{task:8s} train {counts['train']:6d}  test {counts['test']:5d}")
+        print(f"{task:8s} train {counts['train']:6d}  val {counts['val']:5d}  test {counts['test']:5d}")
     print(f"pretrain {manifest['counts']['pretrain']:6d}")
     print(f"{len(manifest['files'])} files written to {cfg.output_dir} in {time.perf_counter() - start:.1f} s")
 

@@ -1,4 +1,5 @@
-"""Builds the whole minimix benchmark: test sets first, then train and pretrain sets that avoid their images.
+"""Builds the whole minimix benchmark: test sets first, then validation, train and pretrain sets that avoid
+the images of the sets built before them.
 
 The files are written to a staging folder beside the output folder and swapped in at the end, so an
 interrupted build never leaves a half-written benchmark behind a valid-looking manifest.
@@ -18,21 +19,22 @@ from . import caption, mcq, ocr, pretrain, vqa
 from .writer import (PROMPT_SUFFIX, TASKS, MinimixConfig, Sample, annotation_record, pixel_hash, question_record,
                      save_images, sha256_file, training_record, write_json, write_jsonl)
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"
 IMAGE_FOLDER = "images"  # every "image" path in the outputs is relative to output_dir/images
+VAL_ROOT = "val"  # output_dir/val: the validation set, laid out as a data root of its own
 GENERATORS: Mapping[str, Callable[[str, int, MinimixConfig, frozenset[str]], list[Sample]]] = MappingProxyType(
     {"vqa": vqa.generate, "ocr": ocr.generate, "caption": caption.generate, "mcq": mcq.generate})
-RECORDED_PACKAGES = ("pillow", "numpy", "scikit-learn", "easy-vqa", "matplotlib")
+RECORDED_PACKAGES = ("pillow", "numpy", "easy-vqa", "matplotlib")
 
 
-def check_disjoint(test: list[Sample], others: list[Sample]) -> None:
-    """Raise if a training or pretraining sample shares an id, an image file or image pixels with a test one."""
-    ids = {s.id for s in test}
-    names = {s.image_name for s in test}
-    pixels = {pixel_hash(s.image) for s in test}
+def check_disjoint(held_out: list[Sample], others: list[Sample], name: str = "test") -> None:
+    """Raise if a sample of `others` shares an id, an image file or image pixels with a held-out one."""
+    ids = {s.id for s in held_out}
+    names = {s.image_name for s in held_out}
+    pixels = {pixel_hash(s.image) for s in held_out}
     for s in others:
         if s.id in ids or s.image_name in names or pixel_hash(s.image) in pixels:
-            raise RuntimeError(f"sample {s.id} ({s.image_name}) overlaps the test set")
+            raise RuntimeError(f"sample {s.id} ({s.image_name}) overlaps the {name} set")
 
 
 def _is_minimix_build(folder: Path) -> bool:
@@ -53,15 +55,24 @@ def _package_versions() -> dict[str, str]:
     return found
 
 
-def _write(root: Path, cfg: MinimixConfig, test: dict[str, list[Sample]], train: dict[str, list[Sample]],
-           pre: list[Sample]) -> dict:
+def _write_eval_set(root: Path, samples: list[Sample], task: str) -> None:
+    """The eval contract files of one task under `root` (which also receives their images)."""
+    save_images(samples, root / IMAGE_FOLDER)
+    write_jsonl(root / task / "test_questions.jsonl", [question_record(s) for s in samples])
+    write_jsonl(root / task / "test_annotations.jsonl", [annotation_record(s) for s in samples])
+
+
+def _write(root: Path, cfg: MinimixConfig, sets: dict[str, dict[str, list[Sample]]], pre: list[Sample]) -> dict:
     """Write every file under `root`; returns the manifest (also written as manifest.json)."""
     images = root / IMAGE_FOLDER
+    test, val, train = sets["test"], sets["val"], sets["train"]
     for task in TASKS:
-        save_images(test[task] + train[task], images)
+        _write_eval_set(root, test[task], task)
+        # Same file names as the test set, so `eval.run --data-root output_dir/val` scores validation with
+        # the registry's minimix entries unchanged.
+        _write_eval_set(root / VAL_ROOT, val[task], task)
+        save_images(train[task], images)
         write_json(root / "train" / f"{task}.json", [training_record(s, PROMPT_SUFFIX[task]) for s in train[task]])
-        write_jsonl(root / task / "test_questions.jsonl", [question_record(s) for s in test[task]])
-        write_jsonl(root / task / "test_annotations.jsonl", [annotation_record(s) for s in test[task]])
     save_images(pre, images)
     # Pretraining samples carry no task instruction: the human turn is "<image>\n" + the prompt.
     write_json(root / "pretrain.json", [training_record(s, "") for s in pre])
@@ -72,12 +83,15 @@ def _write(root: Path, cfg: MinimixConfig, test: dict[str, list[Sample]], train:
         "generator_version": GENERATOR_VERSION,
         "seed": cfg.seed,
         "options": {"train_per_task": cfg.train_per_task, "test_per_task": cfg.test_per_task,
-                    "pretrain_samples": cfg.pretrain_samples, "system_fonts": cfg.system_fonts},
+                    "val_per_task": cfg.val_per_task, "pretrain_samples": cfg.pretrain_samples,
+                    "system_fonts": cfg.system_fonts},
         "packages": _package_versions(),
         "fonts": [f.name for f in ocr.find_fonts(cfg.system_fonts)],
         "image_folder": IMAGE_FOLDER,
+        "val_root": VAL_ROOT,
         "prompt_suffix": dict(PROMPT_SUFFIX),
-        "counts": {**{t: {"train": len(train[t]), "test": len(test[t])} for t in TASKS}, "pretrain": len(pre)},
+        "counts": {**{t: {"train": len(train[t]), "val": len(val[t]), "test": len(test[t])} for t in TASKS},
+                   "pretrain": len(pre)},
         "files": {p.relative_to(root).as_posix(): sha256_file(p) for p in files},
     }
     write_json(root / "manifest.json", manifest)
@@ -90,12 +104,19 @@ def build_minimix(cfg: MinimixConfig) -> dict:
     if out.exists() and any(out.iterdir()) and not _is_minimix_build(out):
         raise FileExistsError(f"{out} is not empty and holds no minimix manifest.json; refusing to overwrite it")
 
-    test = {t: GENERATORS[t]("test", cfg.test_per_task, cfg, frozenset()) for t in TASKS}
-    test_all = [s for t in TASKS for s in test[t]]
-    test_pixels = frozenset(pixel_hash(s.image) for s in test_all)
-    train = {t: GENERATORS[t]("train", cfg.train_per_task, cfg, test_pixels) for t in TASKS}
-    pre = pretrain.generate(cfg, test_pixels)
-    check_disjoint(test_all, [s for t in TASKS for s in train[t]] + pre)
+    # Each split avoids the pixels of the splits built before it: test first (so it depends on nothing
+    # else and grows by prefix), then validation, then the training side.
+    sizes = {"test": cfg.test_per_task, "val": cfg.val_per_task, "train": cfg.train_per_task}
+    sets: dict[str, dict[str, list[Sample]]] = {}
+    held_out: frozenset[str] = frozenset()
+    for split in ("test", "val", "train"):
+        sets[split] = {t: GENERATORS[t](split, sizes[split], cfg, held_out) for t in TASKS}
+        if split != "train":
+            held_out |= {pixel_hash(s.image) for t in TASKS for s in sets[split][t]}
+    pre = pretrain.generate(cfg, held_out)
+    flat = {split: [s for t in TASKS for s in sets[split][t]] for split in sets}
+    check_disjoint(flat["test"], flat["val"] + flat["train"] + pre, "test")
+    check_disjoint(flat["val"], flat["train"] + pre, "validation")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # Hidden siblings on the same file system, so the final renames are cheap and atomic; plain mkdir
@@ -103,7 +124,7 @@ def build_minimix(cfg: MinimixConfig) -> dict:
     staging = out.with_name(f".{out.name}.building-{os.getpid()}")
     staging.mkdir()
     try:
-        manifest = _write(staging, cfg, test, train, pre)
+        manifest = _write(staging, cfg, sets, pre)
         if out.exists():
             trash = out.with_name(f".{out.name}.old-{os.getpid()}")
             out.rename(trash)

@@ -1,7 +1,17 @@
-"""Task `mcq`: scikit-learn's handwritten digits with long multiple-choice arithmetic questions.
+"""Task `mcq`: ScienceQA-like multiple choice about a plain colour swatch.
 
-Simple image, complex text: the model must read one digit d, then follow a wordy problem about d and pick
-the letter of the right option among four plausible ones.
+Simple image, heavy text: a "Context:" paragraph (like a ScienceQA lecture), a question about the colour c
+of the one square in the image, and four options A-D. The image carries one fact that a tiny vision tower
+sees at once (a colour); the work is in the text, as in ScienceQA's many questions whose image only
+illustrates. Each template needs c, then one or two look-ups in the text:
+  - `colour`: find c's name among the options (one step);
+  - `fruit`: the context states which fruit has which colour; find c's fruit, then it among the options;
+  - `code`: the context gives a code table colour -> animal, shuffled per question so it must be read
+    rather than memorised; find c's line, then its animal among the options.
+The correct letter is balanced over A-D, so guessing one letter scores exactly 25.
+
+(v1 asked multi-step arithmetic about a handwritten digit; a 4-layer, 128-wide model stayed at chance,
+and the tiny tower needed more steps to tell 8x8 digits apart than the demo can spend.)
 """
 
 from __future__ import annotations
@@ -10,129 +20,144 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image
-from sklearn.datasets import load_digits
+from PIL import Image, ImageDraw
 
 from .writer import IMAGE_SIZE, MinimixConfig, Sample, pixel_hash, rng_for
 
 LETTERS = "ABCD"
-TEST_FRACTION = 0.2  # share of the 1797 digits reserved for test images
+# Colour name -> base RGB; each swatch jitters it a little so no two images are the same.
+SWATCHES = {"red": (215, 35, 35), "green": (40, 160, 60), "blue": (35, 70, 215), "yellow": (235, 205, 30),
+            "orange": (245, 135, 25), "purple": (140, 50, 170), "black": (25, 25, 25), "pink": (245, 140, 190)}
+FRUITS = {"red": "cherry", "green": "lime", "blue": "blueberry", "yellow": "banana", "orange": "orange",
+          "purple": "plum", "black": "blackberry", "pink": "peach"}
+ANIMALS = ("cat", "dog", "bird", "fish", "frog", "horse", "mouse", "tiger", "rabbit", "snake")
+JITTER = 18  # per channel, either way
 
 
 @dataclass(frozen=True)
 class McqTemplate:
-    """A family of questions about the digit d."""
+    """One question family."""
 
     name: str
     """Stored in the annotation so the answer can be checked independently."""
-    params: Callable[[np.random.Generator], dict[str, int]]
-    """Draws the template's integer parameters."""
+    context: str
+    """The "Context:" paragraph; formatted with `table` (the template's table as text)."""
     question: str
-    """Question text; formatted with the parameters."""
-    solve: Callable[[int, dict[str, int]], str]
-    """The correct option for digit d."""
-    wrong_pool: Callable[[int, dict[str, int]], list[str]] | None = None
-    """All candidate options (the answer is removed); None: numeric distractors near the answer."""
+    """The question line."""
+    params: Callable[[np.random.Generator], dict]
+    """Draws the template's parameters (e.g. a code table)."""
+    solve: Callable[[str, dict], str]
+    """The correct option's text for colour c."""
+    pool: Callable[[dict], list[str]]
+    """Candidate options; three wrong ones are drawn from it (the answer is removed first)."""
 
 
-def _parity(d: int, p: dict[str, int]) -> str:
-    return f"d is {'even' if d % 2 == 0 else 'odd'} and {'greater' if d > p['k'] else 'not greater'} than {p['k']}"
+def code_table(rng: np.random.Generator) -> dict:
+    """A random colour -> animal code, in a random line order."""
+    colours = sorted(SWATCHES)
+    animals = [ANIMALS[i] for i in rng.choice(len(ANIMALS), size=len(colours), replace=False)]
+    order = rng.permutation(len(colours))
+    return {"code": {colours[i]: animals[i] for i in order}}
+
+
+def fruit_table(rng: np.random.Generator) -> dict:
+    """The fixed colour -> fruit facts, stated in a random order."""
+    colours = sorted(FRUITS)
+    return {"fruit": {colours[i]: FRUITS[colours[i]] for i in rng.permutation(len(colours))}}
+
+
+def code_text(code: dict[str, str]) -> str:
+    """E.g. "red means cat; blue means dog"."""
+    return "; ".join(f"{colour} means {animal}" for colour, animal in code.items())
+
+
+def fruit_text(fruit: dict[str, str]) -> str:
+    """E.g. "the cherry is red; the lime is green"."""
+    return "; ".join(f"the {name} is {colour}" for colour, name in fruit.items())
 
 
 TEMPLATES = (
-    McqTemplate("linear", lambda r: {"a": int(r.integers(2, 10)), "b": int(r.integers(1, 20))},
-                "Let d be the digit shown in the image. First multiply d by {a}, then add {b} to the product. "
-                "Which number do you get at the end of this calculation?",
-                lambda d, p: str(p["a"] * d + p["b"])),
-    McqTemplate("bus", lambda r: {"a": int(r.integers(5, 15)), "b": int(r.integers(1, 5))},
-                "Let d be the handwritten digit in the picture. A bus leaves the depot with exactly d passengers "
-                "on board. At the first stop {a} more people get on, and at the second stop {b} people get off; "
-                "nobody else gets on or off. How many passengers are on the bus after the second stop?",
-                lambda d, p: str(d + p["a"] - p["b"])),
-    McqTemplate("square", lambda r: {"a": int(r.integers(1, 10))},
-                "Let d be the number written in the image. Compute the square of d, that is d multiplied by "
-                "itself, and then subtract {a} from the result. What is the final value?",
-                lambda d, p: str(d * d - p["a"])),
-    McqTemplate("change", lambda r: {"a": int(r.integers(1, 6)), "c": int(r.choice([50, 100]))},
-                "Let d be the digit shown in the image. Maria buys d notebooks that cost {a} dollars each and "
-                "pays with a single {c}-dollar note. How many dollars of change should the cashier give back?",
-                lambda d, p: str(p["c"] - p["a"] * d)),
-    McqTemplate("remainder", lambda r: {"a": int(r.integers(2, 10)), "b": int(r.integers(1, 10)),
-                                        "m": int(r.integers(5, 10))},
-                "Let d be the digit shown in the image. Take {a} times d, add {b} to it, and divide the sum by "
-                "{m}. What is the remainder of this division?",
-                lambda d, p: str((p["a"] * d + p["b"]) % p["m"]),
-                lambda d, p: [str(v) for v in range(p["m"])]),
-    McqTemplate("parity", lambda r: {"k": int(r.integers(2, 8))},
-                "Let d be the handwritten digit in the image. Decide two facts about d: whether it is an even "
-                "or an odd number, and whether it is strictly greater than {k}. Which of the following "
-                "statements describes d correctly?",
-                _parity,
-                lambda d, p: [_parity(x, p) for x in (0, 1, p["k"] + 1 + (p["k"] % 2), p["k"] + 2 - (p["k"] % 2))]),
+    McqTemplate(
+        "colour",
+        "Colors have names. Red is the color of blood and ripe tomatoes, green the color of grass, blue the "
+        "color of a clear sky, yellow the color of lemons, orange the color of carrots, purple the color of "
+        "grapes, black the color of coal and pink the color of flamingos.",
+        "What is the color of the square in the image?",
+        lambda rng: {}, lambda c, p: c, lambda p: sorted(SWATCHES)),
+    McqTemplate(
+        "fruit",
+        "Many fruits are named for their color, or have a color that is easy to remember. In this lesson "
+        "the facts are: {table}. Each fruit has exactly one color here.",
+        "Which fruit has the color of the square in the image?",
+        fruit_table, lambda c, p: p["fruit"][c], lambda p: list(p["fruit"].values())),
+    McqTemplate(
+        "code",
+        "In a class game, every color is a secret code for an animal. The code table for this round is: "
+        "{table}. A player shows a card of one color, and the others must name the animal it stands for.",
+        "The card in the image shows the color. Which animal does it stand for?",
+        code_table, lambda c, p: p["code"][c], lambda p: list(p["code"].values())),
 )
 
 
-def make_options(t: McqTemplate, d: int, p: dict[str, int], rng: np.random.Generator) -> tuple[list[str], int]:
-    """Four distinct options (the answer and three distractors) in random order, and the answer's index."""
-    answer = t.solve(d, p)
-    if t.wrong_pool is not None:
-        pool = [v for v in dict.fromkeys(t.wrong_pool(d, p)) if v != answer]
-        wrong = [pool[i] for i in rng.choice(len(pool), size=3, replace=False)]
-    else:
-        # Plausible mistakes first: misreading the digit as a neighbour, then slips in the arithmetic.
-        misread = [t.solve(x, p) for x in (d - 2, d - 1, d + 1, d + 2) if 0 <= x <= 9]
-        slips = [str(int(answer) + k) for k in (-10, -2, -1, 1, 2, 10)]
-        candidates = [misread[i] for i in rng.permutation(len(misread))] + [slips[i] for i in rng.permutation(6)]
-        wrong = [v for v in dict.fromkeys(candidates) if v != answer][:3]
-    options = wrong + [answer]
-    order = rng.permutation(4)
-    options = [options[i] for i in order]
-    return options, options.index(answer)
+def make_options(t: McqTemplate, c: str, p: dict, answer_index: int, rng: np.random.Generator) -> list[str]:
+    """Four distinct options: three wrong ones drawn from the template's pool, the answer at `answer_index`."""
+    answer = t.solve(c, p)
+    pool = [v for v in dict.fromkeys(t.pool(p)) if v != answer]
+    wrong = [pool[i] for i in rng.choice(len(pool), size=3, replace=False)]
+    return wrong[:answer_index] + [answer] + wrong[answer_index:]
 
 
-def render_digit(pixels: np.ndarray) -> Image.Image:
-    """An 8x8 digit (0-16, high = ink) as dark ink on white paper, 64x64 RGB.
-
-    Upsampled by pixel replication (each source pixel becomes an 8x8 block), so no detail is invented and
-    the image stays as simple as the data.
-    """
-    grey = Image.fromarray(np.rint(255.0 - pixels * (255.0 / 16.0)).astype(np.uint8), "L")
-    return grey.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.NEAREST).convert("RGB")
+def question_text(t: McqTemplate, p: dict, options: list[str]) -> str:
+    """Context paragraph, question and lettered options, one per line (LLaVA's ScienceQA layout)."""
+    table = code_text(p["code"]) if "code" in p else fruit_text(p["fruit"]) if "fruit" in p else ""
+    context = t.context.format(table=table)
+    listing = "\n".join(f"{letter}. {value}" for letter, value in zip(LETTERS, options))
+    return f"Context: {context}\n{t.question}\n{listing}"
 
 
-def digit_pools(seed: int, count: int) -> dict[str, list[int]]:
-    """Disjoint "train" and "test" lists of indices into load_digits(), fixed by the seed alone."""
-    perm = rng_for(seed, "mcq", "digit-split").permutation(count).tolist()
-    n_test = round(count * TEST_FRACTION)
-    return {"test": sorted(perm[:n_test]), "train": sorted(perm[n_test:])}
+def render_swatch(colour: str, rng: np.random.Generator) -> Image.Image:
+    """One filled square of `colour` (jittered) on an off-white page, at a random place and size."""
+    page = tuple(int(v) for v in rng.integers(235, 256, size=3))
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), page)
+    ink = tuple(int(np.clip(v + rng.integers(-JITTER, JITTER + 1), 0, 255)) for v in SWATCHES[colour])
+    side = int(rng.integers(24, 45))
+    x, y = (int(v) for v in rng.integers(2, IMAGE_SIZE - side - 1, size=2))
+    ImageDraw.Draw(image).rectangle((x, y, x + side - 1, y + side - 1), fill=ink)
+    return image
 
 
 def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Sample]:
-    """`n` questions on digits of `split`'s pool (cycling through it if n is larger), skipping `exclude`."""
-    digits = load_digits()
-    pool = digit_pools(cfg.seed, len(digits.target))[split]
-    images = {i: render_digit(digits.images[i]) for i in pool}
-    usable = [i for i in pool if pixel_hash(images[i]) not in exclude]
-    if not usable:
-        raise ValueError(f"no {split} digit image is left after excluding test images")
+    """`n` questions of `split`, each on a fresh swatch whose pixels are not in `exclude`.
+
+    Templates rotate; colours are balanced within each block of 8 questions and letters within each
+    block of four.
+    """
     rng = rng_for(cfg.seed, "mcq", split)
-    order = [usable[i] for i in rng.permutation(len(usable))]
+    colours_cycle: list[str] = []
+    letters: list[int] = []
     samples = []
     for i in range(n):
-        index = order[i % len(order)]
-        d = int(digits.target[index])
-        t = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+        if not letters:
+            letters = rng.permutation(len(LETTERS)).tolist()
+        if not colours_cycle:
+            names = sorted(SWATCHES)
+            colours_cycle = [names[j] for j in rng.permutation(len(names))]
+        c = colours_cycle.pop()
+        image = render_swatch(c, rng)
+        while pixel_hash(image) in exclude:
+            image = render_swatch(c, rng)
+        t = TEMPLATES[i % len(TEMPLATES)]
         p = t.params(rng)
-        options, answer = make_options(t, d, p, rng)
-        listing = "\n".join(f"{letter}. {value}" for letter, value in zip(LETTERS, options))
+        answer = letters.pop()
+        options = make_options(t, c, p, answer, rng)
         samples.append(Sample(
             id=f"mcq-{split}-{i:05d}",
             task="mcq",
-            image=images[index],
-            image_name=f"mcq/{split}/digit_{index:04d}.png",
-            text=t.question.format(**p) + "\n" + listing,
+            image=image,
+            image_name=f"mcq/{split}/{i:05d}.png",
+            text=question_text(t, p, options),
             answers=(LETTERS[answer],),
             question_extra={"choices": options},
-            annotation_extra={"digit": d, "source_index": index, "template": t.name, "params": p},
+            annotation_extra={"colour": c, "template": t.name},
         ))
     return samples

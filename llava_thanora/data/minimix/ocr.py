@@ -15,18 +15,20 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .writer import IMAGE_SIZE, MinimixConfig, Sample, pixel_hash, rng_for
 
+# 40 short words: a tiny tower reads a closed set it has seen dozens of times each in pretraining (v1 had 104
+# words and 4-digit numbers, and its base read none of them).
 WORDS = (
-    "apple", "river", "house", "green", "table", "light", "music", "water", "bread", "cloud", "chair",
-    "money", "paper", "plant", "horse", "train", "smile", "stone", "night", "sugar", "phone", "tiger",
-    "honey", "lemon", "ocean", "pilot", "queen", "radio", "salad", "truck", "violin", "window", "yellow",
-    "zebra", "garden", "rocket", "butter", "candle", "doctor", "forest", "guitar", "island", "jacket",
-    "kitten", "ladder", "market", "orange", "pencil", "rabbit", "silver", "ticket", "winter", "bridge",
-    "castle", "dragon", "engine", "flower", "hammer", "school", "summer", "cat", "dog", "sun", "map",
-    "box", "cup", "egg", "fox", "hat", "key", "owl", "pen", "sky", "toy", "van", "bus", "ice", "jam",
-    "book", "bird", "fish", "lamp", "milk", "moon", "rain", "ship", "star", "tree", "wind", "door",
-    "road", "shoe", "king", "gold", "snow", "desk", "frog", "kite", "leaf", "ring", "sock", "wolf",
+    "cat", "dog", "sun", "map", "box", "cup", "egg", "fox", "hat", "key", "owl", "pen", "sky", "toy", "bus",
+    "ice", "book", "bird", "fish", "lamp", "milk", "moon", "rain", "ship", "star", "tree", "door", "shoe",
+    "king", "gold", "snow", "frog", "kite", "leaf", "ring", "wolf", "apple", "house", "water", "train",
 )
-NUMBER_FRACTION = 0.25
+NUMBER_FRACTION = 0.2
+# Difficulty knobs, chosen on the validation split so that a LoRA on the tiny base reads a fair share of
+# the texts but not all of them (BENCHMARKS.md, "minimix v2").
+FONT_SIZES = (16, 25)  # [low, high) in pixels
+MAX_ANGLE = 10.0  # degrees either way
+CLUTTER_ITEMS = (1, 4)  # [low, high) lines, rings and boxes
+NOISE_STD = (2.0, 8.0)  # per-image Gaussian noise level, drawn uniformly
 # Text colours by name, split by background so the text always contrasts with what lies behind it.
 DARK_INKS = {"black": (0, 0, 0), "red": (200, 20, 20), "blue": (20, 40, 200), "green": (10, 120, 30),
              "purple": (110, 30, 140), "brown": (110, 60, 20)}
@@ -104,7 +106,7 @@ class FontBank:
 def random_text(rng: np.random.Generator) -> tuple[str, bool]:
     """A word in one of three casings, or a number; returns (text, is_number)."""
     if rng.random() < NUMBER_FRACTION:
-        return str(int(rng.integers(0, 10000))), True
+        return str(int(rng.integers(10, 100))), True
     word = WORDS[int(rng.integers(len(WORDS)))]
     casing = rng.random()
     return (word if casing < 0.5 else word.capitalize() if casing < 0.8 else word.upper()), False
@@ -122,7 +124,7 @@ def _background(rng: np.random.Generator, light: bool) -> np.ndarray:
 def _clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, light: bool) -> None:
     """Lines, rings and boxes in background-like colours: distracting but weaker than the text."""
     low, high = (110, 230) if light else (40, 150)
-    for _ in range(int(rng.integers(2, 7))):
+    for _ in range(int(rng.integers(*CLUTTER_ITEMS))):
         colour = tuple(int(c) for c in rng.integers(low, high, size=3))
         x0, y0, x1, y1 = (int(v) for v in rng.integers(0, IMAGE_SIZE, size=4))
         box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
@@ -143,8 +145,26 @@ def _text_mask(text: str, font: ImageFont.FreeTypeFont, angle: float) -> Image.I
     return mask.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True) if angle else mask
 
 
-def render_text_image(text: str, rng: np.random.Generator, fonts: FontBank) -> tuple[Image.Image, str]:
-    """Render `text` at a random place, font, size, colour and angle; returns (image, ink colour name)."""
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered text image and how it was drawn (recorded so the answer can be checked on the pixels)."""
+
+    image: Image.Image
+    """The 64x64 RGB result, noise included."""
+    ink: str
+    """Name of the text colour (a key of DARK_INKS or LIGHT_INKS)."""
+    font: str
+    """FontSpec.name of the font."""
+    size: int
+    """Font size in pixels."""
+    angle: float
+    """Rotation in degrees, counter-clockwise."""
+    box: tuple[int, int, int, int]
+    """(left, top, right, bottom) of the pasted text mask."""
+
+
+def render_text_image(text: str, rng: np.random.Generator, fonts: FontBank) -> Rendered:
+    """Render `text` at a random place, font, size, colour and angle."""
     light = rng.random() < 0.7  # light background with dark ink, or the reverse
     inks = DARK_INKS if light else LIGHT_INKS
     ink_name = sorted(inks)[int(rng.integers(len(inks)))]
@@ -152,8 +172,8 @@ def render_text_image(text: str, rng: np.random.Generator, fonts: FontBank) -> t
     _clutter(ImageDraw.Draw(image), rng, light)
 
     font_index = int(rng.integers(len(fonts.specs)))
-    size = int(rng.integers(10, 21))
-    angle = float(rng.uniform(-20.0, 20.0))
+    size = int(rng.integers(*FONT_SIZES))
+    angle = float(rng.uniform(-MAX_ANGLE, MAX_ANGLE))
     mask = _text_mask(text, fonts.get(font_index, size), angle)
     # Shrink until the (rotated) text fits, then straighten it as a last resort.
     while max(mask.size) > IMAGE_SIZE - 2:
@@ -169,8 +189,9 @@ def render_text_image(text: str, rng: np.random.Generator, fonts: FontBank) -> t
     y = int(rng.integers(0, IMAGE_SIZE - mask.height + 1))
     image.paste(inks[ink_name], (x, y, x + mask.width, y + mask.height), mask)
 
-    noisy = np.asarray(image, dtype=np.float64) + rng.normal(0.0, rng.uniform(3.0, 12.0), (IMAGE_SIZE,) * 2 + (3,))
-    return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), "RGB"), ink_name
+    noisy = np.asarray(image, dtype=np.float64) + rng.normal(0.0, rng.uniform(*NOISE_STD), (IMAGE_SIZE,) * 2 + (3,))
+    return Rendered(Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), "RGB"), ink_name,
+                    fonts.specs[font_index].name, size, angle, (x, y, x + mask.width, y + mask.height))
 
 
 def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Sample]:
@@ -180,16 +201,18 @@ def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) ->
     samples = []
     for i in range(n):
         text, is_number = random_text(rng)
-        image, _ = render_text_image(text, rng, fonts)
-        while pixel_hash(image) in exclude:
-            image, _ = render_text_image(text, rng, fonts)
+        rendered = render_text_image(text, rng, fonts)
+        while pixel_hash(rendered.image) in exclude:
+            rendered = render_text_image(text, rng, fonts)
         questions = NUMBER_QUESTIONS if is_number else WORD_QUESTIONS
         samples.append(Sample(
             id=f"ocr-{split}-{i:05d}",
             task="ocr",
-            image=image,
+            image=rendered.image,
             image_name=f"ocr/{split}/{i:05d}.png",
             text=questions[int(rng.integers(len(questions)))],
             answers=(text,),
+            annotation_extra={"font": rendered.font, "size": rendered.size, "angle": round(rendered.angle, 4),
+                              "box": list(rendered.box), "ink": rendered.ink},
         ))
     return samples

@@ -21,6 +21,7 @@ from ..conversation import with_suffix
 
 IMAGE_SIZE = 64
 TASKS = ("vqa", "ocr", "caption", "mcq")
+SPLITS = ("train", "val", "test")
 
 # The instruction appended to every question of a task, identical for training and evaluation.
 # Read-only so no caller can change the benchmark's prompts behind the eval registry's back.
@@ -46,14 +47,19 @@ class MinimixConfig:
     """Training samples per task."""
     test_per_task: int = 100
     """Test questions per task."""
-    pretrain_samples: int = 2000
+    val_per_task: int | None = None
+    """Validation questions per task (written to output_dir/val, a data root of the same layout as the
+    main one, for choosing hyper-parameters without the test set); None: as many as test_per_task."""
+    pretrain_samples: int = 6000
     """Generic description samples in pretrain.json, spread evenly over the four image sources."""
     system_fonts: bool = False
     """Also render OCR text with TrueType fonts installed on this machine (not only fonts shipped in PyPI
     packages); off by default because it makes the files depend on the machine."""
 
     def __post_init__(self) -> None:
-        for name in ("train_per_task", "test_per_task", "pretrain_samples"):
+        if self.val_per_task is None:  # frozen dataclass: set the derived default the documented way
+            object.__setattr__(self, "val_per_task", self.test_per_task)
+        for name in ("train_per_task", "test_per_task", "val_per_task", "pretrain_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

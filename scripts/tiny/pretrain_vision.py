@@ -1,0 +1,126 @@
+"""Stage 0.5 of the tiny base: teach the random vision tower to see before the language model looks at it.
+
+LLaVA starts from a CLIP tower that already sees; the tiny base's tower starts random, and the LLaVA stages
+alone (language-model loss through a random projector and a random language model) leave it nearly blind:
+in a measured run (750 stage-2 steps) the base named 5 of 32 validation digits and called every easy-VQA
+shape a rectangle, although a linear probe on the same tower's patch features read 88% of those digits:
+the language model never learned to gather what is spread over 64 patches. This stage trains the tower by
+itself on the same pretraining corpus so that EVERY patch feature, at the layer LLaVA reads
+(`vision_feature_layer`), predicts which tokens the image's description contains (bag of words,
+a distribution over the vocabulary, weighted by inverse document frequency so the content words count more than the template's).
+The language model can then find what an image shows at any of its image tokens. The stage needs no labels
+beyond the corpus, and one step costs a fraction of a full-model step because the language model is not run.
+
+Usage: pretrain_vision.py --model DIR --data_path pretrain.json --image_folder DIR --output_dir DIR [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+
+def load_corpus(data_path: Path, image_folder: Path, processor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixel values [N, 3, H, W], multi-hot description tokens [N, vocab]) of every distinct image."""
+    records = json.loads(data_path.read_text())
+    by_image: dict[str, set[int]] = {}
+    vocab = len(processor.tokenizer)
+    for line, r in enumerate(records, 1):
+        if "image" not in r or len(r.get("conversations", [])) < 2:
+            raise ValueError(f"{data_path}: record {line} ({r.get('id')}) has no image or no answer")
+        ids = processor.tokenizer(r["conversations"][1]["value"], add_special_tokens=False)["input_ids"]
+        by_image.setdefault(r["image"], set()).update(ids)
+    names = sorted(by_image)
+    images = []
+    for name in names:
+        with Image.open(image_folder / name) as im:
+            images.append(im.convert("RGB"))
+    pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    targets = torch.zeros(len(names), vocab)
+    for row, name in enumerate(names):
+        targets[row, sorted(by_image[name])] = 1.0
+    return pixels, targets
+
+
+def idf_weights(targets: torch.Tensor) -> torch.Tensor:
+    """log(N / document frequency) per token, normalised to mean 1 over the tokens that occur."""
+    frequency = targets.sum(dim=0)
+    weights = torch.where(frequency > 0, torch.log(len(targets) / frequency.clamp(min=1)), torch.zeros(()))
+    return weights * (frequency > 0).sum() / weights.sum().clamp(min=1e-12)
+
+
+def precision_at_k(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Share of each description's k tokens found among its k highest logits (k = its own token count)."""
+    hits = []
+    for row, truth in zip(logits, targets):
+        k = int(truth.sum())
+        hits.append(float(truth[row.topk(k).indices].sum()) / k)
+    return sum(hits) / len(hits)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="tiny LLaVA checkpoint (stage 0)")
+    parser.add_argument("--data_path", required=True, help="LLaVA-format corpus (minimix/pretrain.json)")
+    parser.add_argument("--image_folder", required=True, help="folder the corpus' image paths are relative to")
+    parser.add_argument("--output_dir", required=True, help="where the checkpoint with the trained tower goes")
+    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (one-cycle schedule)")
+    parser.add_argument("--batch_size", type=int, default=64, help="images per step")
+    parser.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (AdamW)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the head's init and the batch order")
+    args = parser.parse_args(argv)
+    if args.steps < 2:  # the one-cycle schedule needs a step to warm up and one to anneal
+        raise SystemExit(f"error: --steps must be >= 2, got {args.steps}")
+
+    torch.manual_seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    processor = AutoProcessor.from_pretrained(args.model)
+    model = LlavaForConditionalGeneration.from_pretrained(args.model)
+    pixels, targets = load_corpus(Path(args.data_path), Path(args.image_folder), processor)
+    weights = idf_weights(targets)
+    tower = model.model.vision_tower
+    layer = model.config.vision_feature_layer
+    head = torch.nn.Linear(model.config.vision_config.hidden_size, targets.shape[1])
+    params = list(tower.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.0)
+    # One-cycle: warm up over 5% of the steps (at least 2, which OneCycleLR needs), then anneal.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=args.steps,
+                                                   pct_start=max(0.05, 2 / args.steps))
+    generator = torch.Generator().manual_seed(args.seed)
+    order = torch.randperm(len(pixels), generator=generator)
+    cursor = 0
+    tower.train()
+    for step in range(1, args.steps + 1):
+        if cursor + args.batch_size > len(order):
+            order, cursor = torch.randperm(len(pixels), generator=generator), 0
+        batch = order[cursor:cursor + args.batch_size]
+        cursor += args.batch_size
+        hidden = tower(pixels[batch], output_hidden_states=True).hidden_states[layer]
+        logits = head(hidden[:, 1:])  # patches only: the "default" feature strategy drops CLS
+        # Cross-entropy against the description's tokens as a distribution (IDF-weighted): a softmax over the
+        # vocabulary gives far stronger gradients than 1024 independent, mostly negative, binary losses.
+        truth = targets[batch] * weights
+        truth = truth / truth.sum(dim=1, keepdim=True)
+        loss = -(truth[:, None] * logits.log_softmax(dim=-1)).sum(dim=-1).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % 100 == 0 or step == args.steps:
+            print(f"vision step {step}/{args.steps} loss {loss.item():.4f} "
+                  f"precision@k {precision_at_k(logits.detach().mean(dim=1), targets[batch]):.3f}", flush=True)
+    model.save_pretrained(args.output_dir)
+    processor.save_pretrained(args.output_dir)
+    for extra in ("tiny_config.json",):  # the tiny builder's record travels with the checkpoint
+        if (Path(args.model) / extra).is_file():
+            (Path(args.output_dir) / extra).write_text((Path(args.model) / extra).read_text())
+
+
+if __name__ == "__main__":
+    main()

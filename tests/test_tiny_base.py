@@ -1,0 +1,68 @@
+"""The tiny base's vision stage (scripts/tiny/pretrain_vision.py): it trains the tower alone, towards
+predicting each image's description tokens from every patch, and leaves a checkpoint LLaVA code loads."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import write_color_task
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("pretrain_vision", REPO / "scripts/tiny/pretrain_vision.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_idf_weights_favour_rare_tokens():
+    script = load_script()
+    targets = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    w = script.idf_weights(targets)
+    # log(N/df) by hand: token 0 in all 4 (0), token 1 in 2 (log 2), token 2 in 1 (log 4), token 3 never (0).
+    raw = torch.tensor([0.0, 0.6931472, 1.3862944, 0.0])
+    assert torch.allclose(w, raw * 3 / raw.sum(), atol=1e-6)
+
+
+def test_vision_stage_trains_only_the_tower_and_lowers_its_loss(tiny_model, tmp_path, capsys):
+    script = load_script()
+    data = write_color_task(tmp_path, n=16)
+    out = tmp_path / "vision"
+    script.main(["--model", tiny_model, "--data_path", str(data), "--image_folder", str(tmp_path / "images"),
+                 "--output_dir", str(out), "--steps", "20", "--batch_size", "8", "--learning_rate", "3e-3"])
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in capsys.readouterr().out.splitlines()
+              if line.startswith("vision step")]
+    before, after = load_file(Path(tiny_model) / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("vision_tower" in k for k in changed)  # language model and projector untouched
+    assert any("patch_embedding" in k for k in changed)
+    assert (out / "tokenizer.json").is_file() and (out / "tiny_config.json").is_file()
+    assert losses and losses[-1] < 0.9 * script_initial_loss(script, tiny_model, data, tmp_path)
+
+
+def script_initial_loss(script, model_dir, data, tmp_path) -> float:
+    """The stage's loss with the untrained tower and a zero head: the uniform distribution's cross-entropy."""
+    from transformers import AutoProcessor
+    processor = AutoProcessor.from_pretrained(model_dir)
+    _, targets = script.load_corpus(data, tmp_path / "images", processor)
+    # -sum(t log(1/V)) = log V for every normalised target distribution.
+    return float(torch.log(torch.tensor(float(targets.shape[1]))))
+
+
+def test_vision_stage_rejects_bad_input(tiny_model, tmp_path):
+    script = load_script()
+    with pytest.raises(SystemExit, match="--steps"):
+        script.main(["--model", tiny_model, "--data_path", "x", "--image_folder", "x", "--output_dir", "x",
+                     "--steps", "0"])
+    (tmp_path / "bad.json").write_text('[{"id": "a", "conversations": [{"from": "human", "value": "hi"}]}]')
+    with pytest.raises(ValueError, match=r"bad.json: record 1 \(a\)"):
+        script.main(["--model", tiny_model, "--data_path", str(tmp_path / "bad.json"), "--image_folder",
+                     str(tmp_path), "--output_dir", str(tmp_path / "o"), "--steps", "2"])
