@@ -111,6 +111,8 @@ def test_compare_plan_runs_the_papers_table_on_validation_then_test():
             w = p.removeprefix("merge_w")
             assert parsed.method.merge_weights == ",".join([w] * 4)
             assert parsed.method.merge_individual_dir.endswith(f"runs/main/individual/{s}")
+            if r != "merge_ta":
+                assert parsed.method.merge_svd_rank == 0  # full rank: no SVD undoing the pruning
     assert runs[("main", "thanora", "seed0")].method.thanora_init == "context"  # the paper's ThanoRA
     assert runs[("main", "thanora_activation", "seed0")].method.thanora_init == "activation"
     # the same recipe as every other row: rank, steps, data, frozen projector

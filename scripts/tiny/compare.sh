@@ -57,6 +57,8 @@ train() {
   [ "$row" = base ] && return
   MERGE_FROM=$OUT/runs/main/individual/seed$seed  # the merge rows merge that seed's individual adapters
   local flags; flags="$(method_flags "$(row_method "$row")") $(row_flags "$row")"
+  # TIES/DARE at full rank: the default rank-T*r SVD afterwards would undo much of their pruning
+  [[ $row == merge_ties || $row == merge_dare ]] && flags="$flags --merge_svd_rank 0"
   if [ -f "$dir/trainer_state.json" ] || [ -f "$dir/individual.json" ] || [ -f "$dir/merge.json" ]; then return; fi
   run $PY train.py --model_name_or_path "$BASE" --data_path "$(train_files "$tasks")" --image_folder "$DATA/images" \
     --output_dir "$dir" --lora_r "$rank" --lora_alpha $((2 * rank)) --lora_dropout 0.05 --max_steps "$STEPS" \
