@@ -15,10 +15,10 @@ STEPS=${STEPS:-300}
 RANK=${RANK:-16}
 SEED=${SEED:-0}
 LIMIT=${LIMIT:-}
-# One thread by default: the numbers then do not depend on the machine's core count (a CPU matmul's result
-# depends on how it is split over threads), and a tiny model loses little; on this project's shared 2-core
-# machine, 2 threads under load ran up to 10x slower than 1. Set OMP_NUM_THREADS to override.
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# A fixed thread count, so the numbers do not depend on the machine's core count (a CPU matmul's result depends on
+# how it is split over threads). 2 fits the demo in 15 minutes on a 2-core machine; on a heavily loaded machine
+# OMP_NUM_THREADS=1 can be faster (and gives other, equally deterministic numbers).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 WANDB_MODE=offline
 BENCHES=minimix_vqa,minimix_ocr,minimix_caption,minimix_mcq
 step() { printf '\n==> %s\n' "$*"; }
