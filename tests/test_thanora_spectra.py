@@ -9,26 +9,29 @@ same float32 activations (METHOD.md steps 2, 3 and 6): normalized entropy of s, 
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from peft import LoraConfig
-from torch import nn
 
 from llava_thanora.thanora import ThanoRAConfig, apply_thanora
 
 D_IN, D_OUT, TOKENS, K, EPS = 512, 384, 2048, 32, 1e-5
+REPO = Path(__file__).resolve().parents[1]
 
 
-class OneLayer(nn.Module):
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.proj = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        self.proj.weight.data.copy_(weight)
+def _one_layer_module():
+    """bench/bench_spectra.py's one-linear-layer model (the bench prints these errors at d = 1024)."""
+    spec = importlib.util.spec_from_file_location("bench_spectra", REPO / "bench" / "bench_spectra.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.OneLayer
 
-    def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        return self.proj(inputs_embeds)
+
+OneLayer = _one_layer_module()
 
 
 def heavy_tailed_activations(outlier: float, seed: int) -> torch.Tensor:
