@@ -9,18 +9,19 @@ that lacks one of the benchmarks is an error, not a lower score.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 
+from eval.tables import load_run
+
 
 def average(path: str, benchmarks: list[str]) -> float:
-    with open(path) as f:
-        scores = json.load(f)["scores"]
+    """The mean of the named benchmarks' scores in one eval.run result (read and checked by eval.tables)."""
+    scores = load_run(path).scores
     missing = [b for b in benchmarks if b not in scores]
     if missing:
         raise SystemExit(f"{path}: no score for {missing}")
-    return statistics.fmean(float(scores[b]["score"]) for b in benchmarks)
+    return statistics.fmean(scores[b] for b in benchmarks)
 
 
 def main(argv=None) -> None:
