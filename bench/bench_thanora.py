@@ -69,7 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--attn", default="auto", help="attention implementation; auto = flash_attention_2 on CUDA when "
                    "flash-attn is installed, else sdpa")
-    p.add_argument("--llava7b-shapes", action="store_true", help="hidden 4096, inter 11008, 32 heads, vocab 32064")
+    p.add_argument("--llava7b-shapes", action="store_true",
+                   help="hidden 4096, inter 11008, 32 heads, vocab 32064, 32 layers (each unless given)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: step,memory,init,checkpoint (or corda, "
                    "thanora inside init)")
     p.add_argument("--peak-tflops", type=float, default=0.0, help="for MFU; 0 = guess from the GPU name")
@@ -77,10 +78,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-child", default="", help=argparse.SUPPRESS)
     p.add_argument("--init-tasks", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.llava7b_shapes:
-        args.hidden, args.intermediate, args.heads, args.vocab = 4096, 11008, 32, 32064
-        if "--layers" not in (argv or sys.argv):
-            args.layers = 32
+    if args.llava7b_shapes:  # its shapes, except what the command line names itself (e.g. --layers 1 --vocab 1024)
+        given = {word.split("=")[0] for word in (argv if argv is not None else sys.argv[1:])}
+        shapes = {"hidden": 4096, "intermediate": 11008, "heads": 32, "vocab": 32064, "layers": 32}
+        for name, value in shapes.items():
+            if f"--{name}" not in given:
+                setattr(args, name, value)
     return args
 
 

@@ -99,3 +99,29 @@ def test_activation_rows_are_the_top_eigenvectors_of_the_damped_covariance():
     reference = vecs.flip(1)[:, :K].T
     assert rows.shape == (K, D_IN)
     torch.testing.assert_close((rows * reference).sum(1).abs(), torch.ones(K, dtype=torch.float64), atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("d", [1, 3, 130, 1100])
+def test_block_triangular_gram_accumulation_equals_the_full_product(d):
+    """add_gram_ computes only the lower block triangle of x^T x (5/8 of a GEMM); after symmetrize_ the sum over
+    several updates (contiguous and transposed inputs) equals the float64 product, for d below, at and above the
+    block sizes of both functions."""
+    from llava_thanora.thanora.linalg import add_gram_, small_gram, symmetrize_
+
+    gen = torch.Generator().manual_seed(d)
+    parts = [torch.randn(n, d, generator=gen, dtype=torch.float64) for n in (5, 17, 0)]
+    parts.append(torch.randn(d, 9, generator=gen, dtype=torch.float64).T)  # a non-contiguous (transposed) view
+    total = torch.zeros(d, d, dtype=torch.float64)
+    for part in parts:
+        add_gram_(total, part)
+    edges = [d * i // 4 for i in range(5)]  # add_gram_'s default 4 row blocks
+    for start, stop in zip(edges, edges[1:]):
+        assert not total[start:stop, stop:].any()  # nothing written above the diagonal blocks
+    assert total[edges[1]:, : edges[1]].abs().sum() > 0 or d < 4
+    symmetrize_(total)
+    rows = torch.cat(parts)
+    torch.testing.assert_close(total, rows.T @ rows, atol=1e-10, rtol=1e-12)
+    assert torch.equal(total, total.T)
+    wide = torch.randn(3, d + 4, generator=gen, dtype=torch.float64)  # wide for every d
+    torch.testing.assert_close(small_gram(wide), wide @ wide.T, atol=1e-10, rtol=1e-12)
+    torch.testing.assert_close(small_gram(wide.T), wide @ wide.T, atol=1e-10, rtol=1e-12)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from .allocation import normalized_entropy
+from .linalg import small_gram, top_eigenvectors
 
 
 @dataclass
@@ -55,36 +56,17 @@ class CovarianceFactorization:
         self._eigvecs: torch.Tensor | None = None
 
     def top_eigenvectors(self, k: int) -> torch.Tensor:
-        """(k, d_in) eigenvectors of C with the largest eigenvalues, as orthonormal rows (exact, not iterative).
-
-        On CPU only the top k are computed (LAPACK's syevr with an index range, through SciPy, which
-        scikit-learn already requires): 3-5x faster than all d_in of them when k is a small part of d_in. Other
-        devices use torch's full eigh. Computed once per covariance, for the largest k asked first.
-        """
+        """(k, d_in) eigenvectors of C with the largest eigenvalues, as orthonormal rows (exact, linalg.py).
+        Computed once per covariance, for the largest k asked first."""
         if self._eigvecs is None or self._eigvecs.shape[0] < k:
-            d = self.cov.shape[0]
-            if self.cov.device.type == "cpu" and 2 * k < d:
-                from scipy.linalg import eigh
-
-                _, vecs = eigh(self.cov.numpy(), subset_by_index=[d - k, d - 1], driver="evr")  # ascending
-                self._eigvecs = torch.from_numpy(vecs[:, ::-1].T.copy())
-            else:
-                _, vecs = torch.linalg.eigh(self.cov)  # ascending eigenvalues
-                self._eigvecs = vecs.flip(1).T.contiguous()
+            self._eigvecs = top_eigenvectors(self.cov, k)
         return self._eigvecs[:k]
-
-
-def _small_gram(product: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """The Gram matrix of the smaller side (M M^T when M is wide) and whether M is wide."""
-    wide = product.shape[0] <= product.shape[1]
-    return (product @ product.T if wide else product.T @ product), wide
 
 
 def singular_values(product: torch.Tensor) -> torch.Tensor:
     """All min(d_out, d_in) singular values of `product`, descending, from the eigenvalues of the smaller
     Gram matrix (no eigenvectors: the cheapest exact-in-exact-arithmetic route)."""
-    gram, _ = _small_gram(product)
-    return torch.linalg.eigvalsh(gram).flip(0).clamp_min(0).sqrt()
+    return torch.linalg.eigvalsh(small_gram(product)).flip(0).clamp_min(0).sqrt()
 
 
 def singular_values_and_top(product: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -97,7 +79,7 @@ def singular_values_and_top(product: torch.Tensor, k: int) -> tuple[torch.Tensor
     matrix = product if product.shape[0] <= product.shape[1] else product.T  # wide: (small, large)
     small = matrix.shape[0]
     k = min(k, small)
-    eigvals, eigvecs = torch.linalg.eigh(matrix @ matrix.T)  # ascending
+    eigvals, eigvecs = torch.linalg.eigh(small_gram(matrix))  # ascending
     singular = eigvals.flip(0).clamp_min(0).sqrt()
     basis = eigvecs.flip(1)[:, : min(small, 2 * k + 8)]  # oversampled left basis
     right, _ = torch.linalg.qr(matrix.T @ basis)  # (large, q) orthonormal, spans M^T basis

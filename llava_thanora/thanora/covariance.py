@@ -7,7 +7,7 @@ forward, so it works for any architecture.
 
 Accumulation runs in `dtype` (float64 by default, see blocks.py): a float32 sum of x x^T has an error of
 about 1e-7 of the largest entries, which on activations with massive outlier directions exceeds the smallest
-eigenvalues of the covariance itself.
+eigenvalues of the covariance itself. On CPU it is a symmetric rank-k update (linalg.py), half a GEMM.
 
 Under DeepSpeed ZeRO-3 (`lockstep=True`) parameters are gathered module by module as the forwards run, which
 is a collective: every rank must run the same modules in the same order. Ranks with fewer preview batches of
@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..distributed import all_reduce_max_, all_reduce_sum_, broadcast_object, rank
+from .linalg import add_gram_, symmetrize_
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def collect_covariances(
                     if not recording.active:
                         return
                     x = _flat_inputs(args[0].detach(), current_mask[0], dtype)
-                    sums[g].addmm_(x.T, x)
+                    add_gram_(sums[g], x)
                     counts[slot] += x.shape[0]
 
                 return hook
@@ -255,7 +256,7 @@ def collect_covariances(
                     sums.pop(g)
                     consume(task, groups[g], None)
                     continue
-                cov = all_reduce_sum_(sums.pop(g)).div_(counts[slot].item())
+                cov = all_reduce_sum_(symmetrize_(sums.pop(g))).div_(counts[slot].item())
                 consume(task, groups[g], cov)
                 del cov
         for g, tasks in unreached.items():
