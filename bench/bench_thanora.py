@@ -13,8 +13,8 @@ Init: apply_thanora (preview forwards + spectra + allocation + blocks) next to p
 (preprocess_corda + get_peft_model) on the same model and the same T x N samples, each in a fresh process
 (alternating, fastest of --init-repeats), with its peak RSS and, for ThanoRA, the time per module type.
 llava-1.5-7b width, one decoder layer, as in BENCHMARKS.md:
-  python bench/bench_thanora.py --llava7b-shapes --layers 1 --vocab 1024 --r 128 --skip step,memory,checkpoint \
-      --preview-samples 64 --seq 256 --cov-budget-mb 1024 --init-repeats 1
+  python bench/bench_thanora.py --llava7b-shapes --layers 1 --vocab 1024 --r 128 \
+      --skip step,memory,checkpoint,corda --preview-samples 64 --seq 256 --cov-budget-mb 1024 --init-repeats 1
 Checkpoint: the bytes `save_thanora` writes per init mode next to peft's save_pretrained of the same LoRA.
 """
 
@@ -267,8 +267,10 @@ def bench_memory(args, task_counts, isolate: bool = True) -> list[str]:
 
 @contextlib.contextmanager
 def _timing_thanora_parts(args, breakdown: dict[str, float]):
-    """Time ThanoRA's spectra per module type and the eigenvectors of C (activation init) while inside."""
+    """Time ThanoRA's covariance accumulation, its spectra per module type and the eigenvectors of C (activation
+    init) while inside."""
     import llava_thanora.thanora.apply as apply_module
+    import llava_thanora.thanora.covariance as covariance_module
     from llava_thanora.thanora.blocks import CovarianceFactorization
 
     nested = [0.0]  # eigenvector time spent inside task_factors, counted on its own row
@@ -290,16 +292,18 @@ def _timing_thanora_parts(args, breakdown: dict[str, float]):
     # Module types by their weight's shape (q/k/v/o share one).
     shapes = {(args.hidden, args.hidden): "q/k/v/o_proj", (args.intermediate, args.hidden): "gate/up_proj",
               (args.hidden, args.intermediate): "down_proj"}
-    original = apply_module.task_factors, CovarianceFactorization.top_eigenvectors
+    original = apply_module.task_factors, CovarianceFactorization.top_eigenvectors, covariance_module.add_gram_
     apply_module.task_factors = timed_by(lambda w, *_: f"spectrum of W C_t, {shapes.get(tuple(w.shape), 'other')}",
                                          original[0], inner=False)
     CovarianceFactorization.top_eigenvectors = timed_by(
         lambda self, *_: f"top eigenvectors of C_t (activation init), d_in = {self.cov.shape[0]}", original[1],
         inner=True)
+    covariance_module.add_gram_ = timed_by(lambda *_: f"covariance accumulation ({args.cov_dtype})", original[2],
+                                           inner=False)
     try:
         yield
     finally:
-        apply_module.task_factors, CovarianceFactorization.top_eigenvectors = original
+        apply_module.task_factors, CovarianceFactorization.top_eigenvectors, covariance_module.add_gram_ = original
 
 
 def measure_init(args, method: str, num_tasks: int) -> dict:
@@ -328,7 +332,7 @@ def measure_init(args, method: str, num_tasks: int) -> dict:
                                cov_dtype=args.cov_dtype, init=args.init)
         with _timing_thanora_parts(args, breakdown):
             seconds = timed(args, lambda: apply_thanora(base, lora_config(args), config, tasks))
-        breakdown["preview forwards + covariance accumulation + blocks"] = seconds - sum(breakdown.values())
+        breakdown["preview forwards, allocation, blocks (the rest)"] = seconds - sum(breakdown.values())
     return {"seconds": seconds, "peak_mib": _peak_mib(args), "breakdown": breakdown}
 
 

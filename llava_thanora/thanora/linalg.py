@@ -7,7 +7,8 @@ completes the matrix once after the last update.
 `top_eigenvectors` calls LAPACK's syevr restricted to the top k through SciPy (a requirement) on CPU: 2-3x
 faster than torch's full `eigh`. SciPy's OpenBLAS and torch's OpenMP threads then compete for the same cores:
 measured on 2 cores, a torch matmul + eigvalsh right after a 2-thread SciPy call took 65.8 ms instead of
-22.8 + 22.1, so the SciPy call runs on one thread (no measurable loss for a memory-bound tridiagonalization).
+22.8 + 22.1, so calls on d < 2048 run on one thread. Larger ones last seconds, where the contention is noise
+and two threads are 1.6-1.7x faster (d = 4096: 4.7 s vs 7.5 s; 11008: 84 s vs 145 s).
 Everything else stays in torch, on any device.
 """
 
@@ -18,6 +19,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 _BLOCK = 1024  # rows per step of symmetrize_: its temporaries stay small even for d = 11008
+_MANY_THREADS_FROM = 2048  # top_eigenvectors: d from which SciPy keeps all its threads (1.6-1.7x at 4096, 11008)
 
 
 def add_gram_(total: torch.Tensor, x: torch.Tensor, blocks: int = 4) -> None:
@@ -57,7 +59,8 @@ def top_eigenvectors(symmetric: torch.Tensor, k: int) -> torch.Tensor:
     if symmetric.device.type == "cpu" and symmetric.dtype in (torch.float32, torch.float64) and 2 * k < d:
         from scipy.linalg import eigh
 
-        with threadpool_limits(1, user_api="blas"):
+        # One thread for the short calls, where competing with torch's threads costs more than it gains.
+        with threadpool_limits(1 if d < _MANY_THREADS_FROM else None, user_api="blas"):
             _, vecs = eigh(symmetric.numpy(), subset_by_index=[d - k, d - 1], driver="evr", check_finite=False)
         return torch.from_numpy(np.ascontiguousarray(vecs[:, ::-1].T))
     _, vecs = torch.linalg.eigh(symmetric)  # ascending eigenvalues
