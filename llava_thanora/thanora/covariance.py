@@ -7,7 +7,7 @@ forward, so it works for any architecture.
 
 Accumulation runs in `dtype` (float64 by default, see blocks.py): a float32 sum of x x^T has an error of
 about 1e-7 of the largest entries, which on activations with massive outlier directions exceeds the smallest
-eigenvalues of the covariance itself. On CPU it is a symmetric rank-k update (linalg.py), half a GEMM.
+eigenvalues of the covariance itself. Only the lower block triangle of x^T x is computed (linalg.py), 5/8 of a GEMM.
 
 Under DeepSpeed ZeRO-3 (`lockstep=True`) parameters are gathered module by module as the forwards run, which
 is a collective: every rank must run the same modules in the same order. Ranks with fewer preview batches of
