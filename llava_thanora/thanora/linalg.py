@@ -1,14 +1,15 @@
 """Symmetric kernels of the preview: a Gram accumulation with 5/8 of the flops and exact top-k eigenvectors.
 
 torch has no symmetric rank-k update, so `add_gram_` computes only the lower block triangle of `x^T x`, one
-GEMM per row block (1.5-1.9x faster than `addmm_` on CPU in float64 at d = 512 and 1376); `symmetrize_`
+GEMM per row block (1.4-1.9x faster than `addmm_` on CPU in float64 at d = 512 and 1376); `symmetrize_`
 completes the matrix once after the last update.
 
-`top_eigenvectors` calls LAPACK's syevr restricted to the top k through SciPy (a requirement) on CPU: 2-3x
-faster than torch's full `eigh`. SciPy's OpenBLAS and torch's OpenMP threads then compete for the same cores:
-measured on 2 cores, a torch matmul + eigvalsh right after a 2-thread SciPy call took 65.8 ms instead of
-22.8 + 22.1, so calls on d < 2048 run on one thread. Larger ones last seconds, where the contention is noise
-and two threads are 1.6-1.7x faster (d = 4096: 4.7 s vs 7.5 s; 11008: 84 s vs 145 s).
+`top_eigenvectors` calls LAPACK's syevr restricted to the top k through SciPy (a requirement) on CPU: 1.3-1.9x
+(d = 512) to 2.2-3x (d = 1376) faster than torch's full `eigh`. SciPy's OpenBLAS and torch's OpenMP threads
+then compete for the same cores: measured on 2 cores, a torch matmul + eigvalsh right after a 2-thread SciPy
+call took 65.8 ms instead of 22.8 + 22.1, so calls on d < 2048 run on one thread. Larger ones last seconds,
+where the contention is noise and two threads are 1.6-1.7x faster (d = 4096: 4.7 s vs 7.5 s; 11008: 84 s vs
+145 s).
 Everything else stays in torch, on any device.
 """
 
