@@ -19,13 +19,6 @@ from llava_thanora.data.minimix.__main__ import main
 
 SIZES = {"train_per_task": 30, "test_per_task": 20, "pretrain_samples": 40}
 
-# Written independently of the generator: the correct option of each mcq template for the swatch colour c,
-# read off the question text itself where the context states the facts (fruits, the code table).
-SOLVERS = {
-    "colour": lambda c, text: c,
-    "fruit": lambda c, text: re.search(rf"the (\w+) is {c}\b", text).group(1),
-    "code": lambda c, text: re.search(rf"\b{c} means (\w+)", text).group(1),
-}
 # The swatch colours as a person would name them (the generator jitters each channel by at most 18).
 NAMED = {"red": (215, 35, 35), "green": (40, 160, 60), "blue": (35, 70, 215), "yellow": (235, 205, 30),
          "orange": (245, 135, 25), "purple": (140, 50, 170), "black": (25, 25, 25), "pink": (245, 140, 190)}
@@ -154,22 +147,45 @@ def test_question_and_annotation_files_match(built):
 
 
 def test_mcq_answer_follows_from_the_image_and_the_context(built):
+    """The answer is the fact the base is taught (pretrain.json's sentences, read here without the generator):
+    the mascot of the game the context names for today, or what the colour the pixels show stands for."""
+    mascot, stands_for = {}, {}
+    for r in json.loads((built / "pretrain.json").read_text()):
+        answer = r["conversations"][1]["value"]
+        if m := re.fullmatch(r"The mascot of the (\w+) game is the (\w+)\.", answer):
+            assert mascot.setdefault(m[1], m[2]) == m[2]  # one fact, stated consistently
+        if m := re.fullmatch(r"The color (\w+) stands for (\w+)\.", answer):
+            assert stands_for.setdefault(m[1], m[2]) == m[2]
     questions = read_jsonl(built / "mcq" / "test_questions.jsonl")
     answers = read_jsonl(built / "mcq" / "test_annotations.jsonl")
-    assert {a["template"] for a in answers} == set(SOLVERS)  # every template is used
     letters = [a["answers"][0] for a in answers]
     assert {letters.count(x) for x in "ABCD"} == {len(letters) // 4}  # guessing one letter scores exactly 25
+    checked = {"mascot": 0, "card": 0}
     for q, a in zip(questions, answers):
         choices = q["choices"]
-        assert len(choices) == 4 and len(set(choices)) == 4
         assert q["text"].startswith("Context: ") and len(q["text"]) > 250  # text-heavy
-        for letter, value in zip("ABCD", choices):
-            assert f"\n{letter}. {value}" in q["text"]
-        (letter,) = a["answers"]
+        assert q["text"].endswith("\n" + "\n".join(f"{x}. {v}" for x, v in zip("ABCD", choices)))
+        (today,) = re.findall(r"Today the class plays the (\w+) game\.", q["text"])
         colour = swatch_colour(open_rgb(built, q["image"]))  # seen in the pixels, not read from the annotation
-        assert colour == a["colour"], q["question_id"]
-        assert choices["ABCD".index(letter)] == SOLVERS[a["template"]](colour, q["text"])
-        assert sum(SOLVERS[a["template"]](colour, q["text"]) == c for c in choices) == 1
+        assert (colour, today) == (a["colour"], a["today"]), q["question_id"]
+        animal = choices["ABCD".index(a["answers"][0])]
+        if "mascot of today's game" in q["text"]:
+            truth = mascot.get(today)
+        else:
+            assert "Which animal does that color stand for?" in q["text"]
+            truth = stands_for.get(colour)
+        if truth is not None:
+            assert truth == animal, q["question_id"]
+            checked[a["kind"]] += 1
+    assert min(checked.values()) >= 3  # both kinds were checked against taught facts
+    # Neither the colour's fact nor today's mascot alone gives the answer to every question.
+    truths = [a["answers"][0] for a in answers]
+    by_colour = ["ABCD"[list(q["choices"]).index(stands_for[a["colour"]])] if a["colour"] in stands_for else None
+                 for q, a in zip(questions, answers)]
+    by_mascot = ["ABCD"[list(q["choices"]).index(mascot[a["today"]])] if a["today"] in mascot else None
+                 for q, a in zip(questions, answers)]
+    assert sum(x is not None and x != t for x, t in zip(by_colour, truths)) >= 1
+    assert sum(x is not None and x != t for x, t in zip(by_mascot, truths)) >= 1
 
 
 def ink_error(root: Path, question: dict, annotation: dict, text: str) -> float:
@@ -289,7 +305,7 @@ def test_pretrain_is_generic_description_not_task_format(built):
         assert "\nA. " not in human["value"] and not any(s in human["value"] for s in PROMPT_SUFFIX.values())
         assert len(gpt["value"].split()) >= 4 and gpt["value"].endswith(".")
         sources.add(Path(r["image"]).name.split("_")[0])
-    assert sources == {"easyvqa", "swatch", "text", "scene", "lookup", "choice"}
+    assert sources == {"easyvqa", "swatch", "text", "scene", "fact", "check"}
 
 
 def test_tasks_are_really_different(built):

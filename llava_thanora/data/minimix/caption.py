@@ -138,7 +138,10 @@ def captions(scene: tuple[Shape, ...], rng: np.random.Generator) -> tuple[str, .
     count = COUNT_WORDS[len(scene)]
     first, *others = order()
     listed = join_phrases([f"a {s.noun}" for s in order()])
-    canonical = _cap(join_phrases([f"a {s.noun} {POSITIONS[s.cell][0]}" for s in reading_order(scene)])) + "."
+    # "Two shapes: a ..." rather than "A ...": the training answer must not start with the token " A", which is
+    # also an mcq letter and an ocr character; 1,000 captions opening with it taught a LoRA to answer "A".
+    canonical = _cap(f"{count} shapes: "
+                     + join_phrases([f"a {s.noun} {POSITIONS[s.cell][0]}" for s in reading_order(scene)])) + "."
     refs = [
         _cap(f"{where(first)} there is a {first.noun}, ")
         + join_phrases([f"{where(s)} a {s.noun}" for s in others]) + ".",

@@ -1,23 +1,26 @@
-"""Task `mcq`: ScienceQA-like multiple choice about a plain colour swatch.
+"""Task `mcq`: ScienceQA-like multiple choice about a plain colour swatch and a long context.
 
-Simple image, heavy text: a "Context:" paragraph (like a ScienceQA lecture), a question about the colour c
-of the one square in the image, and four options A-D. The image carries one fact that a tiny vision tower
-sees at once (a colour); the work is in the text, as in ScienceQA's many questions whose image only
-illustrates. Each template needs c, then one or two look-ups in the text:
-  - `colour`: find c's name among the options (one step);
-  - `fruit`: the context states which fruit has which colour; find c's fruit, then it among the options;
-  - `code`: the context gives a code table colour -> animal, shuffled per question so it must be read
-    rather than memorised; find c's line, then its animal among the options.
-The correct letter is balanced over A-D, so guessing one letter scores exactly 25.
+Simple image, heavy text. The context paragraph tells a class's guessing games among sentences that do not
+matter; the options are always the same four animals in one order (as in ScienceQA's many fixed-option
+templates, e.g. "solid / liquid / gas"). Two question kinds alternate, and the question line says which:
+  - `mascot`: which animal is the mascot of today's game? The context names today's game once, and half
+    of the contexts also name yesterday's (another game, a distractor); each game's mascot is fixed.
+  - `card`: which animal does the colour c of the card in the image stand for? One fixed code maps the
+    eight colours to the four animals, two each.
+Both facts (mascots, colour code) are knowledge the base is taught in plain sentences (`pretrain._facts`),
+the way a language model knows ScienceQA's facts; fine-tuning teaches reading the context, telling the two
+kinds apart, and answering with a letter.
 
-(v1 asked multi-step arithmetic about a handwritten digit; a 4-layer, 128-wide model stayed at chance,
-and the tiny tower needed more steps to tell 8x8 digits apart than the demo can spend.)
+Why fixed options and main effects: v2 asked the model to find c's name (or c's fruit, or c's animal in a
+code table printed in the context) among shuffled options, which needs in-context binding (which letter
+stands next to which word). The 4-layer, 128-wide language model never learned that in the demo's budget:
+the fine-tuned models answered "A" to every question, and a text-only drill of the same skill stayed at
+chance after 1,200 steps at batch 64 (cards 0.24, code table 0.14 on 192 held-out drills). A code where the
+answer depends on a game and a colour together (a Latin square, no main effects) was not learned by the
+base either (one animal for every question).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -28,91 +31,50 @@ LETTERS = "ABCD"
 # Colour name -> base RGB; each swatch jitters it a little so no two images are the same.
 SWATCHES = {"red": (215, 35, 35), "green": (40, 160, 60), "blue": (35, 70, 215), "yellow": (235, 205, 30),
             "orange": (245, 135, 25), "purple": (140, 50, 170), "black": (25, 25, 25), "pink": (245, 140, 190)}
-FRUITS = {"red": "cherry", "green": "lime", "blue": "blueberry", "yellow": "banana", "orange": "orange",
-          "purple": "plum", "black": "blackberry", "pink": "peach"}
-ANIMALS = ("cat", "dog", "bird", "fish", "frog", "horse", "mouse", "tiger", "rabbit", "snake")
 JITTER = 18  # per channel, either way
-
-
-@dataclass(frozen=True)
-class McqTemplate:
-    """One question family."""
-
-    name: str
-    """Stored in the annotation so the answer can be checked independently."""
-    context: str
-    """The "Context:" paragraph; formatted with `table` (the template's table as text)."""
-    question: str
-    """The question line."""
-    params: Callable[[np.random.Generator], dict]
-    """Draws the template's parameters (e.g. a code table)."""
-    solve: Callable[[str, dict], str]
-    """The correct option's text for colour c."""
-    pool: Callable[[dict], list[str]]
-    """Candidate options; three wrong ones are drawn from it (the answer is removed first)."""
-
-
-def code_table(rng: np.random.Generator) -> dict:
-    """A random colour -> animal code, in a random line order."""
-    colours = sorted(SWATCHES)
-    animals = [ANIMALS[i] for i in rng.choice(len(ANIMALS), size=len(colours), replace=False)]
-    order = rng.permutation(len(colours))
-    return {"code": {colours[i]: animals[i] for i in order}}
-
-
-def fruit_table(rng: np.random.Generator) -> dict:
-    """The fixed colour -> fruit facts, stated in a random order."""
-    colours = sorted(FRUITS)
-    return {"fruit": {colours[i]: FRUITS[colours[i]] for i in rng.permutation(len(colours))}}
-
-
-def code_text(code: dict[str, str]) -> str:
-    """E.g. "red means cat; blue means dog"."""
-    return "; ".join(f"{colour} means {animal}" for colour, animal in code.items())
-
-
-def fruit_text(fruit: dict[str, str]) -> str:
-    """E.g. "the cherry is red; the lime is green"."""
-    return "; ".join(f"the {name} is {colour}" for colour, name in fruit.items())
-
-
-TEMPLATES = (
-    McqTemplate(
-        "colour",
-        "Colors have names. Red is the color of blood and ripe tomatoes, green the color of grass, blue the "
-        "color of a clear sky, yellow the color of lemons, orange the color of carrots, purple the color of "
-        "grapes, black the color of coal and pink the color of flamingos.",
-        "What is the color of the square in the image?",
-        lambda rng: {}, lambda c, p: c, lambda p: sorted(SWATCHES)),
-    McqTemplate(
-        "fruit",
-        "Many fruits are named for their color, or have a color that is easy to remember. In this lesson "
-        "the facts are: {table}. Each fruit has exactly one color here.",
-        "Which fruit has the color of the square in the image?",
-        fruit_table, lambda c, p: p["fruit"][c], lambda p: list(p["fruit"].values())),
-    McqTemplate(
-        "code",
-        "In a class game, every color is a secret code for an animal. The code table for this round is: "
-        "{table}. A player shows a card of one color, and the others must name the animal it stands for.",
-        "The card in the image shows the color. Which animal does it stand for?",
-        code_table, lambda c, p: p["code"][c], lambda p: list(p["code"].values())),
+GAMES = ("river", "forest", "desert", "mountain")
+ANIMALS = ("cat", "dog", "bird", "fish")  # the options, always in this order
+MASCOTS = {"river": "fish", "forest": "dog", "desert": "cat", "mountain": "bird"}
+CARD_CODE = {"red": "cat", "orange": "cat", "blue": "dog", "purple": "dog", "green": "bird", "yellow": "bird",
+             "black": "fish", "pink": "fish"}
+KINDS = ("mascot", "card")
+QUESTIONS = {"mascot": "Which animal is the mascot of today's game?",
+             "card": "The card in the image shows one color. Which animal does that color stand for?"}
+INTRO = ("In a class, the children play guessing games with colored cards. Every game has its own animal "
+         "as a mascot, and every color on a card stands for an animal.")
+TODAY = "Today the class plays the {game} game."
+YESTERDAY = "Yesterday it played the {game} game."
+# Sentences that say nothing about the answer; each question takes a few, in a random order, around the others.
+FILLER = (
+    "The players sit in a circle on the floor.",
+    "Each round lasts a few minutes.",
+    "Whoever answers first wins a point.",
+    "The teacher keeps the score on the board.",
+    "The cards are shuffled before every round.",
+    "Nobody may look at the code book during a round.",
+    "A wrong answer costs the player one point.",
+    "The game ends when the bell rings.",
+    "New players watch a few rounds before they join.",
+    "The winner chooses the game for the next day.",
 )
+FILLERS_PER_QUESTION = (2, 5)  # [low, high)
+YESTERDAY_FRACTION = 0.5
 
 
-def make_options(t: McqTemplate, c: str, p: dict, answer_index: int, rng: np.random.Generator) -> list[str]:
-    """Four distinct options: three wrong ones drawn from the template's pool, the answer at `answer_index`."""
-    answer = t.solve(c, p)
-    pool = [v for v in dict.fromkeys(t.pool(p)) if v != answer]
-    wrong = [pool[i] for i in rng.choice(len(pool), size=3, replace=False)]
-    return wrong[:answer_index] + [answer] + wrong[answer_index:]
+def context_text(today: str, yesterday: str | None, rng: np.random.Generator) -> str:
+    """INTRO, then a few FILLER sentences with TODAY (and YESTERDAY) among them at random places."""
+    count = int(rng.integers(*FILLERS_PER_QUESTION))
+    sentences = [FILLER[i] for i in rng.choice(len(FILLER), size=count, replace=False)]
+    sentences.insert(int(rng.integers(len(sentences) + 1)), TODAY.format(game=today))
+    if yesterday is not None:
+        sentences.insert(int(rng.integers(len(sentences) + 1)), YESTERDAY.format(game=yesterday))
+    return " ".join([INTRO, *sentences])
 
 
-def question_text(t: McqTemplate, p: dict, options: list[str]) -> str:
+def question_text(context: str, kind: str) -> str:
     """Context paragraph, question and lettered options, one per line (LLaVA's ScienceQA layout)."""
-    table = code_text(p["code"]) if "code" in p else fruit_text(p["fruit"]) if "fruit" in p else ""
-    context = t.context.format(table=table)
-    listing = "\n".join(f"{letter}. {value}" for letter, value in zip(LETTERS, options))
-    return f"Context: {context}\n{t.question}\n{listing}"
+    listing = "\n".join(f"{letter}. {animal}" for letter, animal in zip(LETTERS, ANIMALS))
+    return f"Context: {context}\n{QUESTIONS[kind]}\n{listing}"
 
 
 def render_swatch(colour: str, rng: np.random.Generator) -> Image.Image:
@@ -129,35 +91,39 @@ def render_swatch(colour: str, rng: np.random.Generator) -> Image.Image:
 def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Sample]:
     """`n` questions of `split`, each on a fresh swatch whose pixels are not in `exclude`.
 
-    Templates rotate; colours are balanced within each block of 8 questions and letters within each
-    block of four.
+    Kinds alternate; letters are balanced within each block of four questions (guessing one letter scores
+    exactly 25). A mascot question's game has the drawn letter's animal as mascot and its colour is any;
+    a card question's colour is one of the two that stand for it and today's game is any.
     """
     rng = rng_for(cfg.seed, "mcq", split)
-    colours_cycle: list[str] = []
     letters: list[int] = []
     samples = []
     for i in range(n):
         if not letters:
             letters = rng.permutation(len(LETTERS)).tolist()
-        if not colours_cycle:
-            names = sorted(SWATCHES)
-            colours_cycle = [names[j] for j in rng.permutation(len(names))]
-        c = colours_cycle.pop()
+        kind, answer = KINDS[i % len(KINDS)], letters.pop()
+        animal = ANIMALS[answer]
+        names = sorted(SWATCHES)
+        if kind == "mascot":
+            today = next(g for g in GAMES if MASCOTS[g] == animal)
+            c = names[int(rng.integers(len(names)))]
+        else:
+            today = GAMES[int(rng.integers(len(GAMES)))]
+            options = [name for name in names if CARD_CODE[name] == animal]
+            c = options[int(rng.integers(len(options)))]
+        others = [g for g in GAMES if g != today]
+        yesterday = others[int(rng.integers(len(others)))] if rng.random() < YESTERDAY_FRACTION else None
         image = render_swatch(c, rng)
         while pixel_hash(image) in exclude:
             image = render_swatch(c, rng)
-        t = TEMPLATES[i % len(TEMPLATES)]
-        p = t.params(rng)
-        answer = letters.pop()
-        options = make_options(t, c, p, answer, rng)
         samples.append(Sample(
             id=f"mcq-{split}-{i:05d}",
             task="mcq",
             image=image,
             image_name=f"mcq/{split}/{i:05d}.png",
-            text=question_text(t, p, options),
+            text=question_text(context_text(today, yesterday, rng), kind),
             answers=(LETTERS[answer],),
-            question_extra={"choices": options},
-            annotation_extra={"colour": c, "template": t.name},
+            question_extra={"choices": list(ANIMALS)},
+            annotation_extra={"kind": kind, "colour": c, "today": today, "yesterday": yesterday},
         ))
     return samples
