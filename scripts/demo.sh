@@ -29,26 +29,12 @@ if [ ! -f "$DATA/manifest.json" ]; then
     ${TEST_PER_TASK:+--test_per_task $TEST_PER_TASK} ${TRAIN_PER_TASK:+--pretrain_samples $((2 * TRAIN_PER_TASK))}
 fi
 
-# Cached data and base are reused only when they are what this code builds: a minimix of another generator
-# version, or a base pretrained on other data, stops the demo instead of giving silently stale numbers.
-want=$($PY -c "from llava_thanora.data.minimix import GENERATOR_VERSION as v; print(v)")
-have=$($PY -c "import json, sys; print(json.load(open(sys.argv[1])).get('generator_version', '?'))" "$DATA/manifest.json")
-if [ "$have" != "$want" ]; then
-  echo "error: $DATA was built by minimix generator $have; this code builds $want." >&2
-  echo "       delete $DATA and $BASE (pretrained on it) and run again." >&2
-  exit 1
-fi
+source scripts/tiny/cached_minimix.sh
+check_minimix_version "$PY" "$DATA"
 
 step "2/5 tiny LLaVA base -> $BASE"
 [ -f "$BASE/config.json" ] || bash scripts/tiny/pretrain_base.sh "$BASE" "$DATA"
-manifest_sha=$(sha256sum "$DATA/manifest.json" | cut -d' ' -f1)
-if [ ! -f "$BASE/minimix_manifest.sha256" ]; then  # a base of your own, not built by pretrain_base.sh
-  echo "note: $BASE has no minimix_manifest.sha256; not checking that it was pretrained on $DATA" >&2
-elif [ "$(cat "$BASE/minimix_manifest.sha256")" != "$manifest_sha" ]; then
-  echo "error: $BASE was pretrained on another build of $DATA (its minimix_manifest.sha256 differs)." >&2
-  echo "       delete $BASE and run again to rebuild it." >&2
-  exit 1
-fi
+check_base_stamp "$DATA" "$BASE"
 
 TRAIN=$DATA/train/vqa.json,$DATA/train/ocr.json,$DATA/train/caption.json,$DATA/train/mcq.json
 COMMON=(--model_name_or_path "$BASE" --data_path "$TRAIN" --image_folder "$DATA/images" --lora_r "$RANK"

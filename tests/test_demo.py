@@ -40,20 +40,22 @@ def test_shortened_demo(tiny_model, tmp_path):
     assert len(tail) == 7 and any(str(out / "table.md") in line for line in tail)
 
 
+@pytest.mark.parametrize("script", ["scripts/demo.sh", "scripts/tiny/compare.sh", "scripts/tiny/reproduce_table.sh"])
 @pytest.mark.parametrize("case", ["old_data", "other_base"])
-def test_demo_refuses_stale_cached_data_or_base(tmp_path, case):
+def test_demo_refuses_stale_cached_data_or_base(tmp_path, case, script):
     """A cached minimix of another generator version, or a cached base pretrained on another build of the data,
-    stops the demo with a message that says what to delete (instead of silently stale numbers)."""
+    stops the demo (and the comparison drivers) with a message that says what to delete, instead of silently
+    stale numbers."""
     from llava_thanora.data.minimix import GENERATOR_VERSION
     data, base = tmp_path / "minimix", tmp_path / "base"
-    data.mkdir()
+    (data / "val").mkdir(parents=True)
     base.mkdir()
     (base / "config.json").write_text("{}")
     version = "1.0" if case == "old_data" else GENERATOR_VERSION
     (data / "manifest.json").write_text(f'{{"generator_version": "{version}"}}')
     (base / "minimix_manifest.sha256").write_text("0" * 64 + "\n")
     env = {**os.environ, "PY": sys.executable, "DATA": str(data), "BASE": str(base), "OUT": str(tmp_path / "out")}
-    proc = subprocess.run(["bash", str(REPO / "scripts/demo.sh")], cwd=REPO, env=env, capture_output=True, text=True,
+    proc = subprocess.run(["bash", str(REPO / script)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1
     if case == "old_data":

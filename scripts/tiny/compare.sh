@@ -46,6 +46,8 @@ run() { if [ -n "${DRY_RUN:-}" ]; then echo "$*"; else "$@"; fi; }
 [ -n "${DRY_RUN:-}" ] || [ -f "$DATA/manifest.json" ] || $PY -m llava_thanora.data.minimix --output_dir "$DATA"
 [ -n "${DRY_RUN:-}" ] || [ -f "$BASE/config.json" ] || bash scripts/tiny/pretrain_base.sh "$BASE" "$DATA"
 [ -n "${DRY_RUN:-}" ] || [ -d "$DATA/val" ] || { echo "$DATA has no val/ split: rebuild it" >&2; exit 1; }
+source scripts/tiny/cached_minimix.sh
+[ -n "${DRY_RUN:-}" ] || { check_minimix_version "$PY" "$DATA"; check_base_stamp "$DATA" "$BASE"; }
 
 data_root() { [ "$1" = val ] && echo "$DATA/val" || echo "$DATA"; }
 train_files() { local f; f=$(for t in $1; do printf "%s," "$DATA/train/$t.json"; done); echo "${f%,}"; }

@@ -30,7 +30,10 @@ MERGE_FROM=$OUT/individual
 METHODS=${METHODS:-$TABLE_ROWS}
 
 [ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
+source scripts/tiny/cached_minimix.sh
+check_minimix_version $PY $DATA
 [ -f $BASE/config.json ] || bash scripts/tiny/pretrain_base.sh $BASE $DATA
+check_base_stamp $DATA $BASE
 TRAIN=$(for t in $TASKS; do printf '%s,' $DATA/train/$t.json; done)
 BENCHES=$(for t in $TASKS; do printf 'minimix_%s,' $t; done)
 TASK_BENCHES=$(for t in $TASKS; do printf '%s=minimix_%s,' $t $t; done)

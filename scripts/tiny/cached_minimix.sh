@@ -1,0 +1,27 @@
+# Sourced by scripts/demo.sh, scripts/tiny/compare.sh and scripts/tiny/reproduce_table.sh: cached minimix data and
+# a cached tiny base are reused only when they are what this code builds, so no run reports silently stale numbers.
+
+# check_minimix_version PY DATA: stop unless DATA was built by this code's minimix generator version.
+check_minimix_version() {
+  local want have
+  want=$($1 -c "from llava_thanora.data.minimix import GENERATOR_VERSION as v; print(v)")
+  have=$($1 -c "import json, sys; print(json.load(open(sys.argv[1])).get('generator_version', '?'))" "$2/manifest.json")
+  if [ "$have" != "$want" ]; then
+    echo "error: $2 was built by minimix generator $have; this code builds $want." >&2
+    echo "       delete $2 and the tiny base pretrained on it, and run again." >&2
+    exit 1
+  fi
+}
+
+# check_base_stamp DATA BASE: stop if BASE was pretrained (by pretrain_base.sh) on another build of DATA.
+check_base_stamp() {
+  local sha
+  sha=$(sha256sum "$1/manifest.json" | cut -d' ' -f1)
+  if [ ! -f "$2/minimix_manifest.sha256" ]; then  # a base of your own, not built by pretrain_base.sh
+    echo "note: $2 has no minimix_manifest.sha256; not checking that it was pretrained on $1" >&2
+  elif [ "$(cat "$2/minimix_manifest.sha256")" != "$sha" ]; then
+    echo "error: $2 was pretrained on another build of $1 (its minimix_manifest.sha256 differs)." >&2
+    echo "       delete $2 and run again to rebuild it." >&2
+    exit 1
+  fi
+}
