@@ -262,6 +262,33 @@ def test_vqa_answer_is_easy_vqas_own(built):
         assert truth[(image_id, q["text"].lower())] == {a["answers"][0]}, q["question_id"]
 
 
+def test_pretrain_yes_no_checks_agree_with_easy_vqas_own_answers(built):
+    """Each yes/no check names the image's colour and shape as easy-VQA's own "what color/shape" answers do,
+    and says yes exactly when the attribute asked about is the image's."""
+    from easy_vqa import get_answers, get_train_questions
+    SHAPES = {"circle", "rectangle", "triangle"}
+    COLOURS = set(get_answers()) - SHAPES - {"yes", "no"}
+    verified = [0, 0]  # colours, shapes
+    what = {}  # image id -> the answers of its "what color" / "what shape" questions
+    for text, answer, image_id in zip(*get_train_questions()):
+        if text.startswith("what") and answer not in ("yes", "no"):
+            what.setdefault(image_id, set()).add(answer)
+    checks = [r for r in json.loads((built / "pretrain.json").read_text()) if "/check_" in r["image"]]
+    assert checks and {r["conversations"][1]["value"].endswith("yes.") for r in checks} == {True, False}
+    for r in checks:
+        image_id = int(Path(r["image"]).stem.split("_")[1])
+        asked = re.fullmatch(r"<image>\nIs the shape in the image (?:a )?(\w+)\?", r["conversations"][0]["value"])[1]
+        colour, shape, verdict = re.fullmatch(r"It is a (\w+) (\w+), so the answer is (yes|no)\.",
+                                              r["conversations"][1]["value"]).groups()
+        known = what.get(image_id, set())
+        for named, kind in ((colour, COLOURS), (shape, SHAPES)):
+            if known & kind:  # easy-VQA asks this image "what color" / "what shape"
+                assert known & kind == {named}, r["id"]
+                verified[kind is SHAPES] += 1
+        assert verdict == ("yes" if asked in (colour, shape) else "no"), r["id"]
+    assert min(verified) >= 1  # both the colour and the shape were checked against easy-VQA
+
+
 def test_validation_split_is_a_data_root_disjoint_from_test_and_train(built):
     """val/ is laid out like the main data root (so eval.run can score it) and shares nothing with the others."""
     held = {split: (set(), set(), set()) for split in ("val", "test")}

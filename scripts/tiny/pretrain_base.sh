@@ -30,6 +30,6 @@ $PY train.py --model_name_or_path $WORK/stage0_vision --output_dir $WORK/stage1 
   --max_steps $STAGE1_STEPS --learning_rate 2e-3 --lr_scheduler_type constant $COMMON
 $PY train.py --model_name_or_path $WORK/stage1 --output_dir $OUT --method full --tune_vision_tower \
   --max_steps $STAGE2_STEPS --learning_rate $STAGE2_LR --lr_scheduler_type cosine --warmup_steps 0.03 $COMMON
-# Which data this base was pretrained on: scripts/demo.sh refuses a base whose stamp differs from its data.
+# Which data this base was pretrained on: scripts/tiny/cached_minimix.sh refuses a base whose stamp differs.
 sha256sum "$DATA/manifest.json" | cut -d' ' -f1 > "$OUT/minimix_manifest.sha256"
 echo "tiny LLaVA base written to $OUT"

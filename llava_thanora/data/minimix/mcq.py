@@ -97,13 +97,13 @@ def generate(split: str, n: int, cfg: MinimixConfig, exclude: frozenset[str]) ->
     """
     rng = rng_for(cfg.seed, "mcq", split)
     letters: list[int] = []
+    names = sorted(SWATCHES)
     samples = []
     for i in range(n):
         if not letters:
             letters = rng.permutation(len(LETTERS)).tolist()
         kind, answer = KINDS[i % len(KINDS)], letters.pop()
         animal = ANIMALS[answer]
-        names = sorted(SWATCHES)
         if kind == "mascot":
             today = next(g for g in GAMES if MASCOTS[g] == animal)
             c = names[int(rng.integers(len(names)))]

@@ -28,7 +28,7 @@ from .writer import IMAGE_SIZE, MinimixConfig, Sample, pixel_hash, rng_for
 # Lower-case letters and digits, without "a" and "i" (English words of their own, frequent in the other
 # tasks' text), "l" and "o" (drawn like 1 and 0 by many fonts), and 0/1.
 GLYPHS = "bcdefghjkmnpqrstuvwxyz23456789"
-# Difficulty knobs (BENCHMARKS.md, "minimix v2"): large enough glyphs for 8x8 patches, the rest as in v2.
+# Difficulty knobs (BENCHMARKS.md, "minimix 2.1"): glyphs large enough for 8x8 patches, the rest as in 2.0.
 FONT_SIZES = (28, 45)  # [low, high) in pixels
 MAX_ANGLE = 10.0  # degrees either way
 CLUTTER_ITEMS = (1, 4)  # [low, high) lines, rings and boxes

@@ -52,11 +52,10 @@ def _easy_vqa(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft
 def _checks(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
     """easy-VQA train images with a yes/no check of one attribute, answered by a sentence ending in yes or no.
 
-    Why: the base must have SAID a token before a LoRA can make it the answer. A token that the stage-2 corpus
-    never produces ends up with an output embedding that every hidden state points away from, and the LoRA
-    (which leaves the output layer alone) cannot lift it: measured on a base whose corpus never said " B",
-    " C", " D" or a bare character, a LoRA trained 150 steps on mcq + ocr alone put 55% on " A" and about
-    0.3% on each other letter (per-token loss 5-6), and answered "A" to 92 of 100 mcq questions.
+    Why: the base must have SAID a token before a LoRA (which leaves the output layer alone) can make it the
+    answer. Measured on a base whose corpus never said " B", " C", " D" or a bare character: a LoRA trained
+    150 steps on mcq + ocr alone put 55% on " A" and about 0.3% on each other letter (per-token loss 5-6)
+    and scored 25 (chance) on validation mcq.
     """
     rng = rng_for(cfg.seed, "pretrain", "checks")
     data = vqa.load_split("train")
@@ -65,17 +64,20 @@ def _checks(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
     ids = [known[i] for i in rng.permutation(len(known))]
     colours = sorted({c for c, _ in attributes.values()})
     drafts = []
-    for k, image_id in enumerate(i for i in ids if pixel_hash(vqa.load_image(data.image_paths[i])) not in exclude):
-        if k == n:
+    for image_id in ids:
+        if len(drafts) == n:
             break
-        colour, shape = attributes[image_id]
-        pool = list(vqa.SHAPES) if k % 4 < 2 else colours
-        asked = (shape if pool is not colours else colour) if k % 2 else \
-            next(v for v in (pool[int(j)] for j in rng.permutation(len(pool))) if v not in (colour, shape))
-        what = "a " + asked if asked in vqa.SHAPES else asked
-        drafts.append((vqa.load_image(data.image_paths[image_id]), f"pretrain/check_{image_id:04d}.png",
-                       f"It is a {colour} {shape}, so the answer is {'yes' if k % 2 else 'no'}.",
-                       f"Is the shape in the image {what}?"))
+        image = vqa.load_image(data.image_paths[image_id])
+        if pixel_hash(image) in exclude:
+            continue
+        k, (colour, shape) = len(drafts), attributes[image_id]
+        # Shapes are asked about in two of every four checks, colours in the other two; odd checks are "yes".
+        asks_shape, yes = k % 4 < 2, k % 2 == 1
+        truth, pool = (shape, vqa.SHAPES) if asks_shape else (colour, colours)
+        asked = truth if yes else next(pool[int(j)] for j in rng.permutation(len(pool)) if pool[int(j)] != truth)
+        drafts.append((image, f"pretrain/check_{image_id:04d}.png",
+                       f"It is a {colour} {shape}, so the answer is {'yes' if yes else 'no'}.",
+                       f"Is the shape in the image {'a ' + asked if asks_shape else asked}?"))
     if len(drafts) < n:
         raise ValueError(f"easy-VQA has {len(drafts)} usable train images for {n} yes/no checks")
     return drafts
@@ -91,7 +93,8 @@ def _swatches(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft
         image = mcq.render_swatch(colour, rng)
         while pixel_hash(image) in exclude:
             image = mcq.render_swatch(colour, rng)
-        drafts.append((image, f"pretrain/swatch_{k:05d}.png", f"The image shows a plain {colour} square on a white page.", None))
+        drafts.append((image, f"pretrain/swatch_{k:05d}.png",
+                       f"The image shows a plain {colour} square on a white page.", None))
     return drafts
 
 
