@@ -1,5 +1,5 @@
 """The tiny base's vision stage (scripts/tiny/pretrain_vision.py): it trains the tower alone, towards
-predicting each image's description tokens from every patch, and leaves a checkpoint LLaVA code loads."""
+predicting each image's description tokens from the mean of its patches, and leaves a checkpoint LLaVA code loads."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def test_idf_weights_favour_rare_tokens():
     # log(N/df) by hand: token 0 in all 4 (0), token 1 in 2 (log 2), token 2 in 1 (log 4), token 3 never (0).
     raw = torch.tensor([0.0, 0.6931472, 1.3862944, 0.0])
     assert torch.allclose(w, raw * 3 / raw.sum(), atol=1e-6)
+    # A power sharpens the weights towards the rarest token, still at mean 1 over the 3 tokens that occur.
+    cubed = script.idf_weights(targets, power=3.0)
+    assert torch.allclose(cubed, raw ** 3 * 3 / (raw ** 3).sum(), atol=1e-6)
+    assert cubed[2] / cubed[1] == pytest.approx(8.0)
 
 
 def test_vision_stage_trains_only_the_tower_and_lowers_its_loss(tiny_model, tmp_path, capsys):
@@ -62,6 +66,9 @@ def test_vision_stage_rejects_bad_input(tiny_model, tmp_path):
     with pytest.raises(SystemExit, match="--steps"):
         script.main(["--model", tiny_model, "--data_path", "x", "--image_folder", "x", "--output_dir", "x",
                      "--steps", "0"])
+    with pytest.raises(SystemExit, match="--idf_power"):
+        script.main(["--model", tiny_model, "--data_path", "x", "--image_folder", "x", "--output_dir", "x",
+                     "--idf_power", "0"])
     (tmp_path / "bad.json").write_text('[{"id": "a", "conversations": [{"from": "human", "value": "hi"}]}]')
     with pytest.raises(ValueError, match=r"bad.json: record 1 \(a\)"):
         script.main(["--model", tiny_model, "--data_path", str(tmp_path / "bad.json"), "--image_folder",

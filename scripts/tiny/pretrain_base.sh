@@ -3,7 +3,8 @@
 #   stage 0: a random tiny LLaVA whose tokenizer is trained on the minimix text,
 #   stage 0.5: the vision tower alone learns to see (bag-of-words of the descriptions; pretrain_vision.py),
 #   stage 1: projector only, on the generic description corpus (minimix/pretrain.json),
-#   stage 2: full fine-tuning (vision tower included: it starts random) on the same corpus.
+#   stage 2: projector and language model on the same corpus; the tower stays frozen, as LLaVA keeps CLIP
+#            (tuning it here at lr 1e-3 lowered a linear probe of its features from 84% to 72% on shapes).
 # The corpus describes images in plain sentences and never uses the four tasks' answer formats, so the base
 # "sees and talks" but scores low on the tasks. Usage: scripts/tiny/pretrain_base.sh [OUT] [DATA]
 set -euo pipefail
@@ -12,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 OUT=${1:-playground/checkpoints/tiny-llava-base}
 DATA=${2:-playground/data/minimix}
 WORK=${WORK:-playground/results/pretrain}
-VISION_STEPS=${VISION_STEPS:-1000}
+VISION_STEPS=${VISION_STEPS:-3000}
 STAGE1_STEPS=${STAGE1_STEPS:-50}
 STAGE2_STEPS=${STAGE2_STEPS:-500}
 STAGE2_LR=${STAGE2_LR:-1e-3}
@@ -28,7 +29,7 @@ $PY scripts/tiny/pretrain_vision.py --model $WORK/stage0 --data_path $DATA/pretr
   --output_dir $WORK/stage0_vision --steps $VISION_STEPS
 $PY train.py --model_name_or_path $WORK/stage0_vision --output_dir $WORK/stage1 --method projector \
   --max_steps $STAGE1_STEPS --learning_rate 2e-3 --lr_scheduler_type constant $COMMON
-$PY train.py --model_name_or_path $WORK/stage1 --output_dir $OUT --method full --tune_vision_tower \
+$PY train.py --model_name_or_path $WORK/stage1 --output_dir $OUT --method full \
   --max_steps $STAGE2_STEPS --learning_rate $STAGE2_LR --lr_scheduler_type cosine --warmup_steps 0.03 $COMMON
 # Which data this base was pretrained on: scripts/tiny/cached_minimix.sh refuses a base whose stamp differs.
 sha256sum "$DATA/manifest.json" | cut -d' ' -f1 > "$OUT/minimix_manifest.sha256"

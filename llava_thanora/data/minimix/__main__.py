@@ -19,7 +19,7 @@ def parse_args(argv: list[str] | None = None) -> MinimixConfig:
     parser.add_argument("--test_per_task", type=int, default=100)
     parser.add_argument("--val_per_task", type=int, default=None,
                         help="validation questions per task, written to OUTPUT_DIR/val (default: as test)")
-    parser.add_argument("--pretrain_samples", type=int, default=6000)
+    parser.add_argument("--pretrain_samples", type=int, default=24000)
     parser.add_argument("--system_fonts", action="store_true",
                         help="also use TrueType fonts installed on this machine (output then depends on it)")
     args = parser.parse_args(argv)

@@ -19,7 +19,7 @@ from . import caption, mcq, ocr, pretrain, vqa
 from .writer import (PROMPT_SUFFIX, TASKS, MinimixConfig, Sample, annotation_record, pixel_hash, question_record,
                      save_images, sha256_file, training_record, write_json, write_jsonl)
 
-GENERATOR_VERSION = "2.1"
+GENERATOR_VERSION = "2.2"
 IMAGE_FOLDER = "images"  # every "image" path in the outputs is relative to output_dir/images
 VAL_ROOT = "val"  # output_dir/val: the validation set, laid out as a data root of its own
 GENERATORS: Mapping[str, Callable[[str, int, MinimixConfig, frozenset[str]], list[Sample]]] = MappingProxyType(

@@ -157,7 +157,7 @@ def _facts(n: int, cfg: MinimixConfig, exclude: frozenset[str]) -> list[Draft]:
 # (source, weight): reading gets the largest share because it is the hardest skill for the tiny vision
 # tower, and the ocr task needs a base that has learned to see text.
 SOURCES: tuple[tuple[Callable[[int, MinimixConfig, frozenset[str]], list[Draft]], int], ...] = (
-    (_easy_vqa, 1), (_swatches, 1), (_texts, 3), (_scenes, 1), (_facts, 2), (_checks, 1))
+    (_easy_vqa, 2), (_swatches, 1), (_texts, 8), (_scenes, 2), (_facts, 3), (_checks, 2))
 
 
 def source_counts(total: int) -> list[int]:
