@@ -6,6 +6,8 @@
 #   bash scripts/tiny/compare.sh                           # every part below, 5 seeds: many hours on 2 CPU cores
 #   PARTS=main ROWS="lora thanora" SEEDS="0 1" bash scripts/tiny/compare.sh   # a subset
 #   DRY_RUN=1 bash scripts/tiny/compare.sh                 # print the commands only
+# Each training run uses TRAIN_THREADS (1) thread, as in the demo; on 2 cores, run two instances at once with
+# disjoint ROWS (same OUT), then once more with every row: it only makes the tables, every run being done.
 #
 # Parts (PARTS, default "main merge_weights sweep t2"):
 #   main           the table's rows (ROWS, default: every row of scripts/table_rows.sh plus base) x SEEDS
@@ -25,7 +27,8 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-playground/data/minimix}
 BASE=${BASE:-playground/checkpoints/tiny-llava-base}
 OUT=${OUT:-playground/results/compare}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-500}
+TRAIN_THREADS=${TRAIN_THREADS:-1}  # as the demo: its seed-0 lora/thanora_activation runs are the demo's
 R=${RANK:-16}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 PREVIEW=${PREVIEW:-128}
@@ -62,7 +65,7 @@ train() {
   # TIES/DARE at full rank: the default rank-T*r SVD afterwards would undo much of their pruning
   [[ $row == merge_ties || $row == merge_dare ]] && flags="$flags --merge_svd_rank 0"
   if [ -f "$dir/trainer_state.json" ] || [ -f "$dir/individual.json" ] || [ -f "$dir/merge.json" ]; then return; fi
-  run $PY train.py --model_name_or_path "$BASE" --data_path "$(train_files "$tasks")" --image_folder "$DATA/images" \
+  OMP_NUM_THREADS="$TRAIN_THREADS" run $PY train.py --model_name_or_path "$BASE" --data_path "$(train_files "$tasks")" --image_folder "$DATA/images" \
     --output_dir "$dir" --lora_r "$rank" --lora_alpha $((2 * rank)) --lora_dropout 0.05 --max_steps "$STEPS" \
     --per_device_train_batch_size 16 --learning_rate 2e-3 --lr_scheduler_type cosine --warmup_steps 0.03 \
     --logging_steps 10 --save_strategy no --report_to none --model_max_length 512 --seed "$seed" \

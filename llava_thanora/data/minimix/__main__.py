@@ -15,7 +15,9 @@ def parse_args(argv: list[str] | None = None) -> MinimixConfig:
     parser = argparse.ArgumentParser(prog="python -m llava_thanora.data.minimix", description=__doc__)
     parser.add_argument("--output_dir", type=Path, required=True, help="e.g. playground/data/minimix")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train_per_task", type=int, default=1000)
+    parser.add_argument("--train_per_task", type=int, default=1000, help="training samples per task but captions")
+    parser.add_argument("--caption_train", type=int, default=None,
+                        help="training captions (default: half of --train_per_task; see MinimixConfig)")
     parser.add_argument("--test_per_task", type=int, default=100)
     parser.add_argument("--val_per_task", type=int, default=None,
                         help="validation questions per task, written to OUTPUT_DIR/val (default: as test)")

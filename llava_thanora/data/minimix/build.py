@@ -82,7 +82,8 @@ def _write(root: Path, cfg: MinimixConfig, sets: dict[str, dict[str, list[Sample
         "name": "minimix",
         "generator_version": GENERATOR_VERSION,
         "seed": cfg.seed,
-        "options": {"train_per_task": cfg.train_per_task, "test_per_task": cfg.test_per_task,
+        "options": {"train_per_task": cfg.train_per_task, "caption_train": cfg.caption_train,
+                    "test_per_task": cfg.test_per_task,
                     "val_per_task": cfg.val_per_task, "pretrain_samples": cfg.pretrain_samples,
                     "system_fonts": cfg.system_fonts},
         "packages": _package_versions(),
@@ -107,10 +108,14 @@ def build_minimix(cfg: MinimixConfig) -> dict:
     # Each split avoids the pixels of the splits built before it: test first (so it depends on nothing
     # else and grows by prefix), then validation, then the training side.
     sizes = {"test": cfg.test_per_task, "val": cfg.val_per_task, "train": cfg.train_per_task}
+
+    def count(split: str, task: str) -> int:
+        return cfg.caption_train if (split, task) == ("train", "caption") else sizes[split]
+
     sets: dict[str, dict[str, list[Sample]]] = {}
     held_out: frozenset[str] = frozenset()
     for split in ("test", "val", "train"):
-        sets[split] = {t: GENERATORS[t](split, sizes[split], cfg, held_out) for t in TASKS}
+        sets[split] = {t: GENERATORS[t](split, count(split, t), cfg, held_out) for t in TASKS}
         if split != "train":
             held_out |= {pixel_hash(s.image) for t in TASKS for s in sets[split][t]}
     pre = pretrain.generate(cfg, held_out)
