@@ -57,7 +57,7 @@ class MinimixConfig:
     """Validation questions per task (written to output_dir/val, a data root of the same layout as the
     main one, for choosing hyper-parameters without the test set); None: as many as test_per_task."""
     pretrain_samples: int = 24000
-    """Generic description samples in pretrain.json, spread evenly over the four image sources."""
+    """Generic description samples in pretrain.json, spread over its six sources by weight (pretrain.SOURCES)."""
     system_fonts: bool = False
     """Also render OCR text with TrueType fonts installed on this machine (not only fonts shipped in PyPI
     packages); off by default because it makes the files depend on the machine."""
