@@ -73,3 +73,25 @@ def test_vision_stage_rejects_bad_input(tiny_model, tmp_path):
     with pytest.raises(ValueError, match=r"bad.json: record 1 \(a\)"):
         script.main(["--model", tiny_model, "--data_path", str(tmp_path / "bad.json"), "--image_folder",
                      str(tmp_path), "--output_dir", str(tmp_path / "o"), "--steps", "2"])
+
+
+def test_tower_probe_reads_what_the_features_hold_and_nothing_else():
+    """bench/probe_tower.py's probe: held-out accuracy of a linear classifier, fitted on the first n_train rows.
+    Features that encode the label (class mean + small noise) score 100; features independent of the label
+    score near chance (3 classes: 33)."""
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("probe_tower", REPO / "bench/probe_tower.py")
+    probe_tower = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe_tower)
+    rng = np.random.default_rng(0)
+    labels = [("circle", "square", "triangle")[i % 3] for i in range(600)]
+    means = {name: rng.normal(size=16) * 3 for name in set(labels)}
+    x = np.stack([means[name] + 0.1 * rng.normal(size=16) for name in labels])
+    assert probe_tower.probe(x, labels, 400) == 100.0
+    assert probe_tower.probe(rng.normal(size=(600, 16)), labels, 400) < 50.0
+    # fresh characters: one of the ocr task's glyphs each, from the probe's own stream (reproducible)
+    images, chars = probe_tower.character_images(5, seed=0)
+    again, chars_again = probe_tower.character_images(5, seed=0)
+    from llava_thanora.data.minimix.ocr import GLYPHS
+    assert chars == chars_again and all(c in GLYPHS for c in chars)
+    assert [np.asarray(a).tobytes() for a in images] == [np.asarray(b).tobytes() for b in again]
