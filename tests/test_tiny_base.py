@@ -48,6 +48,10 @@ def test_vision_stage_trains_only_the_tower_and_lowers_its_loss(tiny_model, tmp_
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all("vision_tower" in k for k in changed)  # language model and projector untouched
     assert any("patch_embedding" in k for k in changed)
+    # The tiny tower has 2 layers and LLaVA reads layer -2 (the first layer's output): the second layer never
+    # reaches the language model, so the stage neither runs nor changes it, and the checkpoint still holds it.
+    assert any("encoder.layers.0." in k for k in changed)
+    assert not any("encoder.layers.1." in k for k in changed) and any("encoder.layers.1." in k for k in after)
     assert (out / "tokenizer.json").is_file() and (out / "tiny_config.json").is_file()
     assert losses and losses[-1] < 0.9 * script_initial_loss(script, tiny_model, data, tmp_path)
 
@@ -59,6 +63,22 @@ def script_initial_loss(script, model_dir, data, tmp_path) -> float:
     _, targets = script.load_corpus(data, tmp_path / "images", processor)
     # -sum(t log(1/V)) = log V for every normalised target distribution.
     return float(torch.log(torch.tensor(float(targets.shape[1]))))
+
+
+def test_the_stage_runs_the_layers_llava_reads_and_no_more(tiny_model):
+    from transformers import LlavaForConditionalGeneration
+
+    script = load_script()
+    assert script.layers_read(3, -2) == 2 and script.layers_read(3, -1) == 3 and script.layers_read(3, 1) == 1
+    with pytest.raises(ValueError, match="embeddings"):
+        script.layers_read(3, -4)
+    # The truncated tower's last hidden state is the full tower's hidden_states[vision_feature_layer].
+    model = LlavaForConditionalGeneration.from_pretrained(tiny_model).eval()
+    tower, layer = model.model.vision_tower, model.config.vision_feature_layer
+    pixels = torch.randn(2, 3, model.config.vision_config.image_size, model.config.vision_config.image_size)
+    full = tower(pixels, output_hidden_states=True).hidden_states[layer]
+    tower.encoder.layers = tower.encoder.layers[:script.layers_read(len(tower.encoder.layers), layer)]
+    assert torch.equal(tower(pixels, output_hidden_states=True).hidden_states[-1], full)
 
 
 def test_vision_stage_rejects_bad_input(tiny_model, tmp_path):

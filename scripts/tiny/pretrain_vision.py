@@ -69,6 +69,14 @@ def precision_at_k(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return sum(hits) / len(hits)
 
 
+def layers_read(num_layers: int, feature_layer: int) -> int:
+    """How many encoder layers produce hidden state `feature_layer` (hidden_states[0] is the embeddings)."""
+    index = feature_layer % (num_layers + 1)
+    if index == 0:
+        raise ValueError(f"vision_feature_layer {feature_layer} is the embeddings: there is no layer to train")
+    return index
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="tiny LLaVA checkpoint (stage 0)")
@@ -104,13 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     generator = torch.Generator().manual_seed(args.seed)
     order = torch.randperm(len(pixels), generator=generator)
     cursor = 0
+    # LLaVA reads layer `vision_feature_layer` (-2): the layers above it never reach the language model and get
+    # no gradient here, so leave them out of the forward pass (a third of it for the tiny 3-layer tower); the
+    # trained weights are the same as with the whole tower, and the full list is put back before saving.
+    all_layers = tower.encoder.layers
+    tower.encoder.layers = all_layers[:layers_read(len(all_layers), layer)]
     tower.train()
     for step in range(1, args.steps + 1):
         if cursor + args.batch_size > len(order):
             order, cursor = torch.randperm(len(pixels), generator=generator), 0
         batch = order[cursor:cursor + args.batch_size]
         cursor += args.batch_size
-        hidden = tower(pixels[batch], output_hidden_states=True).hidden_states[layer]
+        hidden = tower(pixels[batch], output_hidden_states=True).hidden_states[-1]
         logits = head(hidden[:, 1:].mean(dim=1))  # patches only: the "default" feature strategy drops CLS
         # Cross-entropy against the description's tokens as a distribution (IDF-weighted): a softmax over the
         # vocabulary gives far stronger gradients than 1024 independent, mostly negative, binary losses.
@@ -125,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         if step % 100 == 0 or step == args.steps:
             print(f"vision step {step}/{args.steps} loss {loss.item():.4f} "
                   f"precision@k {precision_at_k(logits.detach(), targets[batch]):.3f}", flush=True)
+    tower.encoder.layers = all_layers
     model.save_pretrained(args.output_dir)
     processor.save_pretrained(args.output_dir)
     for extra in ("tiny_config.json",):  # the tiny builder's record travels with the checkpoint
