@@ -3,6 +3,7 @@ and produces the table (rows base / LoRA / ThanoRA, the 4 tasks + average) and t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -41,11 +42,11 @@ def test_shortened_demo(tiny_model, tmp_path):
 
 
 @pytest.mark.parametrize("script", ["scripts/demo.sh", "scripts/tiny/compare.sh", "scripts/tiny/reproduce_table.sh"])
-@pytest.mark.parametrize("case", ["old_data", "other_base"])
+@pytest.mark.parametrize("case", ["old_data", "other_base", "old_recipe", "other_recipe"])
 def test_demo_refuses_stale_cached_data_or_base(tmp_path, case, script):
-    """A cached minimix of another generator version, or a cached base pretrained on another build of the data,
-    stops the demo (and the comparison drivers) with a message that says what to delete, instead of silently
-    stale numbers."""
+    """A cached minimix of another generator version, or a cached base pretrained on another build of the data or
+    by another recipe (an older pretrain_base.sh, or other knobs), stops the demo (and the comparison drivers)
+    with a message that says what to delete, instead of silently stale numbers."""
     from llava_thanora.data.minimix import GENERATOR_VERSION
     data, base = tmp_path / "minimix", tmp_path / "base"
     (data / "val").mkdir(parents=True)
@@ -53,13 +54,23 @@ def test_demo_refuses_stale_cached_data_or_base(tmp_path, case, script):
     (base / "config.json").write_text("{}")
     version = "1.0" if case == "old_data" else GENERATOR_VERSION
     (data / "manifest.json").write_text(f'{{"generator_version": "{version}"}}')
-    (base / "minimix_manifest.sha256").write_text("0" * 64 + "\n")
+    stamp = "0" * 64 + "\n"
+    if case in ("old_recipe", "other_recipe"):  # the right data, another recipe
+        stamp = hashlib.sha256((data / "manifest.json").read_bytes()).hexdigest() + "\n"
+    (base / "minimix_manifest.sha256").write_text(stamp)
+    if case == "other_recipe":
+        (base / "tiny_base_recipe.txt").write_text("recipe 2 vision_steps 10 stage1_steps 50 stage2_steps 500 "
+                                                  "stage2_lr 1e-3\n")
     env = {**os.environ, "PY": sys.executable, "DATA": str(data), "BASE": str(base), "OUT": str(tmp_path / "out")}
     proc = subprocess.run(["bash", str(REPO / script)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1
     if case == "old_data":
         assert f"built by minimix generator 1.0; this code builds {GENERATOR_VERSION}" in proc.stderr
-    else:
+    elif case == "other_base":
         assert f"{base} was pretrained on another build of {data}" in proc.stderr
+    else:
+        older = ("recipe 2 vision_steps 10 stage1_steps 50 stage2_steps 500 stage2_lr 1e-3" if case == "other_recipe"
+                 else "one older than tiny_base_recipe.txt")
+        assert f"{base} was pretrained by another recipe ({older}); this code builds: recipe " in proc.stderr
     assert not (tmp_path / "out").exists()  # nothing was trained

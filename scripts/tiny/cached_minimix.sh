@@ -13,7 +13,24 @@ check_minimix_version() {
   fi
 }
 
-# check_base_stamp DATA BASE: stop if BASE was pretrained (by pretrain_base.sh) on another build of DATA.
+# tiny_base_knobs: the tiny base's recipe knobs (scripts/tiny/pretrain_base.sh), environment overrides kept.
+# TINY_BASE_RECIPE counts changes of the recipe that the knobs do not show; bump it with such a change.
+tiny_base_knobs() {
+  TINY_BASE_RECIPE=2  # 2: vision stage of 5,000 steps (2.2's base had 3,000)
+  VISION_STEPS=${VISION_STEPS:-5000}
+  STAGE1_STEPS=${STAGE1_STEPS:-50}
+  STAGE2_STEPS=${STAGE2_STEPS:-500}
+  STAGE2_LR=${STAGE2_LR:-1e-3}
+}
+
+# tiny_base_recipe: one line naming the recipe these knobs build; pretrain_base.sh stores it in the base.
+tiny_base_recipe() {
+  (tiny_base_knobs; echo "recipe $TINY_BASE_RECIPE vision_steps $VISION_STEPS stage1_steps $STAGE1_STEPS" \
+    "stage2_steps $STAGE2_STEPS stage2_lr $STAGE2_LR")
+}
+
+# check_base_stamp DATA BASE: stop if BASE was pretrained (by pretrain_base.sh) on another build of DATA, or by
+# another recipe than the one pretrain_base.sh would now follow.
 check_base_stamp() {
   local sha
   sha=$(sha256sum "$1/manifest.json" | cut -d' ' -f1)
@@ -21,6 +38,11 @@ check_base_stamp() {
     echo "note: $2 has no minimix_manifest.sha256; not checking that it was pretrained on $1" >&2
   elif [ "$(cat "$2/minimix_manifest.sha256")" != "$sha" ]; then
     echo "error: $2 was pretrained on another build of $1 (its minimix_manifest.sha256 differs)." >&2
+    echo "       delete $2 and run again to rebuild it." >&2
+    exit 1
+  elif [ "$(cat "$2/tiny_base_recipe.txt" 2>/dev/null)" != "$(tiny_base_recipe)" ]; then
+    echo "error: $2 was pretrained by another recipe ($(cat "$2/tiny_base_recipe.txt" 2>/dev/null ||
+      echo 'one older than tiny_base_recipe.txt')); this code builds: $(tiny_base_recipe)." >&2
     echo "       delete $2 and run again to rebuild it." >&2
     exit 1
   fi

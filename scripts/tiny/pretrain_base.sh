@@ -13,10 +13,8 @@ PY=${PY:-.venv/bin/python}
 OUT=${1:-playground/checkpoints/tiny-llava-base}
 DATA=${2:-playground/data/minimix}
 WORK=${WORK:-playground/results/pretrain}
-VISION_STEPS=${VISION_STEPS:-3000}
-STAGE1_STEPS=${STAGE1_STEPS:-50}
-STAGE2_STEPS=${STAGE2_STEPS:-500}
-STAGE2_LR=${STAGE2_LR:-1e-3}
+source scripts/tiny/cached_minimix.sh
+tiny_base_knobs  # VISION_STEPS STAGE1_STEPS STAGE2_STEPS STAGE2_LR, defaults there so the drivers can check them
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1
 
 [ -f $DATA/manifest.json ] || $PY -m llava_thanora.data.minimix --output_dir $DATA
@@ -31,6 +29,8 @@ $PY train.py --model_name_or_path $WORK/stage0_vision --output_dir $WORK/stage1 
   --max_steps $STAGE1_STEPS --learning_rate 2e-3 --lr_scheduler_type constant $COMMON
 $PY train.py --model_name_or_path $WORK/stage1 --output_dir $OUT --method full \
   --max_steps $STAGE2_STEPS --learning_rate $STAGE2_LR --lr_scheduler_type cosine --warmup_steps 0.03 $COMMON
-# Which data this base was pretrained on: scripts/tiny/cached_minimix.sh refuses a base whose stamp differs.
+# Which data and recipe this base was pretrained with: scripts/tiny/cached_minimix.sh refuses a base whose
+# stamps differ from what this code would build.
 sha256sum "$DATA/manifest.json" | cut -d' ' -f1 > "$OUT/minimix_manifest.sha256"
+tiny_base_recipe > "$OUT/tiny_base_recipe.txt"
 echo "tiny LLaVA base written to $OUT"

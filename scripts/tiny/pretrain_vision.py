@@ -9,8 +9,9 @@ count far more than the template's). It needs no labels beyond the corpus, and a
 full-model step because the language model is not run.
 
 Why these choices: with `python bench/probe_tower.py` (linear probes on the mean patch feature, 1,500 images
-to fit, 500 held out), the demo's 2.2 base names 54.6% of fresh characters (chance 3.3%) and 97.2% of easy-VQA
-test shapes; its random tower before this stage, 3.8% and 52.8%. The development runs that chose the design
+to fit, 500 held out), the demo's base (5,000 steps) names 59.0% of fresh characters (chance 3.3%) and 97.4% of
+easy-VQA test shapes; its random tower before this stage, 3.8% and 52.8%; 3,000 steps (the first 2.2 base)
+54.6% / 97.2%, 4,500 57.4% / 96.2%, 6,000 66.2% / 99.0% (BENCHMARKS.md, "base recipe 2"). The development runs that chose the design
 (an earlier probe, 500 characters and 300 shapes; BENCHMARKS.md "minimix 2.2"): every patch predicting the
 words (the 2.1 stage), IDF to the power 1, 1,500 steps: characters 24%, shapes 84%; the mean of the patches,
 power 1: characters 30%; power 3: 41% / 92%; power 3 and 3,000 steps: 62% / 97%. The character is one of
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_path", required=True, help="LLaVA-format corpus (minimix/pretrain.json)")
     parser.add_argument("--image_folder", required=True, help="folder the corpus' image paths are relative to")
     parser.add_argument("--output_dir", required=True, help="where the checkpoint with the trained tower goes")
-    parser.add_argument("--steps", type=int, default=3000, help="optimizer steps (one-cycle schedule)")
+    parser.add_argument("--steps", type=int, default=5000, help="optimizer steps (one-cycle schedule)")
     parser.add_argument("--batch_size", type=int, default=64, help="images per step")
     parser.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (AdamW)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the head's init and the batch order")
