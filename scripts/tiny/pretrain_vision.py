@@ -11,11 +11,12 @@ full-model step because the language model is not run.
 Why these choices: with `python bench/probe_tower.py` (linear probes on the mean patch feature, 1,500 images
 to fit, 500 held out), the demo's base (5,000 steps) names 59.0% of fresh characters (chance 3.3%) and 97.4% of
 easy-VQA test shapes; its random tower before this stage, 3.8% and 52.8%; 3,000 steps (the first 2.2 base)
-54.6% / 97.2%, 4,500 57.4% / 96.2%, 6,000 66.2% / 99.0% (BENCHMARKS.md, "base recipe 2"). The development runs that chose the design
-(an earlier probe, 500 characters and 300 shapes; BENCHMARKS.md "minimix 2.2"): every patch predicting the
-words (the 2.1 stage), IDF to the power 1, 1,500 steps: characters 24%, shapes 84%; the mean of the patches,
-power 1: characters 30%; power 3: 41% / 92%; power 3 and 3,000 steps: 62% / 97%. The character is one of
-several content words of its description and the rarest; the power puts most of the target on it.
+54.6% / 97.2%, 4,500 57.4% / 96.2%, 6,000 66.2% / 99.0% (BENCHMARKS.md, "minimix 2.2, base recipe 2"). The
+development runs that chose the design (an earlier probe, 500 characters and 300 shapes; BENCHMARKS.md,
+"minimix 2.2 on its first base"): every patch predicting the words (the 2.1 stage), IDF to the power 1, 1,500
+steps: characters 24%, shapes 84%; the mean of the patches, power 1: characters 30%; power 3: 41% / 92%; power 3
+and 3,000 steps: 62% / 97%. The character is one of several content words of its description and the rarest;
+the power puts most of the target on it. The default --steps is the recipe's (scripts/tiny/cached_minimix.sh).
 
 Usage: pretrain_vision.py --model DIR --data_path pretrain.json --image_folder DIR --output_dir DIR [--steps N]
 """

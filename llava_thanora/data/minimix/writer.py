@@ -50,7 +50,7 @@ class MinimixConfig:
     one-word answer and the loss averages over tokens, so with equal counts captions hold 82% of what the
     loss sees and the short-answer decisions (mcq) are learned last: on the first 2.2 base (1,000 captions),
     LoRA at the demo's rank reached mcq 26 on validation after 300 steps of equal counts, 58 after 500 steps
-    with 500 captions (BENCHMARKS.md, "minimix 2.2")."""
+    with 500 captions (BENCHMARKS.md, "minimix 2.2 on its first base")."""
     test_per_task: int = 100
     """Test questions per task."""
     val_per_task: int | None = None
