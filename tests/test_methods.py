@@ -219,9 +219,11 @@ def test_individual_trains_one_adapter_per_task_on_its_own_data(individual, tiny
     out, result = individual
     manifest = json.loads((out / "individual.json").read_text())
     assert manifest["tasks"] == {"color": "color", "count": "count"} and set(result) == {"color", "count"}
+    # --max_steps 3 over 48 samples (24 a task): each task gets its share, round(3 * 24 / 48) = 2 steps, not 3
+    assert manifest["max_steps"] == {"color": 2, "count": 2}
     for task in ("color", "count"):
         state = json.loads((out / task / "trainer_state.json").read_text())
-        assert state["global_step"] == 3 and state["epoch"] == pytest.approx(0.5)  # 12 of its own 24 samples
+        assert state["global_step"] == 2 and state["epoch"] == pytest.approx(1 / 3)  # 8 of its own 24 samples
         assert (out / task / "adapter_model.safetensors").is_file()
         assert load_file(out / task / "non_lora_trainables.safetensors")  # each task trained its projector
     a, b = (load_file(out / t / "adapter_model.safetensors") for t in ("color", "count"))

@@ -4,7 +4,10 @@
 `non_lora_trainables.safetensors`, processor, `trainer_state.json`); `output_dir/individual.json` lists
 `{task: subdir}`. Every task adapter has the same `--lora_r` as the multi-task rows (as in the paper: each
 deployed model has the same budget; the tasks together train T times as many values, pass `--lora_r r/T` for
-equal totals instead). Each adapter is evaluated on its own task's benchmark only, and the per-task results form
+equal totals instead). Every task sees its samples as often as the multi-task rows see them: with
+`--num_train_epochs` each run makes those epochs over its own task; with `--max_steps S` task t gets
+round(S * n_t / N) steps (n_t of the N samples), so the T runs together take the multi-task run's S steps rather
+than T * S of them (which would give each task T times the training of the rows it is compared with). Each adapter is evaluated on its own task's benchmark only, and the per-task results form
 one table row: `scripts/eval_individual.py` does both (`eval.tables.combine_scores` joins the results).
 `--resume_from_checkpoint true` skips finished tasks and resumes the others from their newest checkpoint.
 """
@@ -86,19 +89,23 @@ class IndividualRecipe(Recipe):
         set_seed(args.seed)
         model, processor = load_model(parsed)
         dataset, collator = load_data(parsed, processor)
-        out, done = Path(args.output_dir), {}
+        out, done, steps = Path(args.output_dir), {}, {}
         for task, indices in dataset.task_indices().items():
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", task):
                 raise ValueError(f"task name {task!r} cannot be a folder name: use letters, digits, '.', '_', '-'")
             task_args = copy.copy(args)  # the same flags, another output dir
             task_args.output_dir, task_args.run_name = str(out / task), f"{args.run_name or out.name}-{task}"
+            if args.max_steps > 0:  # the task's share of the multi-task run's steps (see the module docstring)
+                task_args.max_steps = max(1, round(args.max_steps * len(indices) / len(dataset)))
+                steps[task] = task_args.max_steps
             done[task] = task_args.output_dir
             if resuming and (out / task / "trainer_state.json").is_file():
                 logger.info(f"individual: task {task} already finished in {task_args.output_dir}")
                 continue
             has_checkpoint = resuming and any((out / task).glob("checkpoint-*"))
             resume = resolve_resume("true", task_args.output_dir) if has_checkpoint else None
-            logger.info(f"individual: training task {task} on its {len(indices)} samples -> {task_args.output_dir}")
+            logger.info(f"individual: training task {task} on its {len(indices)} samples"
+                        f"{f' for {task_args.max_steps} steps' if task in steps else ''} -> {task_args.output_dir}")
             set_seed(args.seed)  # every task as its own run with the same seed
             if model is None:
                 model, _ = load_model(parsed)  # peft changed the previous task's base in place
@@ -108,6 +115,7 @@ class IndividualRecipe(Recipe):
             _release_accelerator()
         if args.should_save:
             manifest = {"method": "individual", "base": parsed.model.model_name_or_path,
-                        "lora_r": parsed.model.lora_r, "tasks": {task: task for task in done}}
+                        "lora_r": parsed.model.lora_r, "tasks": {task: task for task in done},
+                        "max_steps": steps or None}
             (out / INDIVIDUAL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return done
