@@ -145,6 +145,20 @@ def test_compare_plan_runs_the_papers_table_on_validation_then_test(tmp_path):
     assert "_vs_lora_test" in out and "_vs_lora_val" in out
 
 
+def test_compare_reruns_an_interrupted_evaluation(tmp_path):
+    """A scores.json that lacks some benchmark (eval.run writes it after each one) is not a finished step."""
+    out = tmp_path / "compare"
+    every = ["minimix_vqa", "minimix_ocr", "minimix_caption", "minimix_mcq"]
+    for split, benches in (("val", every[:1]), ("test", every)):
+        (out / "eval" / split / "main" / "lora_s0").mkdir(parents=True)
+        (out / "eval" / split / "main" / "lora_s0" / "scores.json").write_text(
+            json.dumps({"method": "lora", "seed": 0, "scores": {b: {"score": 50.0} for b in benches}}))
+    plan = bash("bash scripts/tiny/compare.sh", DRY_RUN="1", PY=sys.executable, OUT=str(out), PARTS="main",
+                ROWS="lora", SEEDS="0")
+    evals = [line for line in plan.splitlines() if " -m eval.run " in line]
+    assert len(evals) == 1 and "/eval/val/main/lora_s0" in evals[0]
+
+
 @pytest.mark.slow
 def test_tiny_chain_puts_every_method_in_a_row(tiny_model, tmp_path):
     from llava_thanora.data.minimix.build import build_minimix

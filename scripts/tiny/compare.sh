@@ -75,11 +75,18 @@ train() {
 # weights W TASKS: "W,W,...", one per task vector
 weights() { local w=$1 out=""; for _ in $2; do out+="$w,"; done; echo "${out%,}"; }
 
+# scored FILE BENCHES: FILE exists and holds a score for each of BENCHES (comma-separated)
+scored() {
+  [ -f "$1" ] && $PY -c 'import json, sys; sys.exit(bool(set(sys.argv[2].split(",")) - set(json.load(open(sys.argv[1]))["scores"])))' "$1" "$2"
+}
+
 # evaluate PART ROW SEED SPLIT TASKS [RUN_DIR]: eval.run (or the individual row's per-task evaluation)
 evaluate() {
   local part=$1 row=$2 seed=$3 split=$4 tasks=$5 dir=${6:-$OUT/runs/$1/$2/seed$3}
   local res=$OUT/eval/$split/$part/${row}_s$seed
-  [ -f "$res/scores.json" ] && return
+  # done only when every benchmark is scored: an interrupted eval.run leaves a partial scores.json (rerun, it
+  # resumes the answers it has)
+  scored "$res/scores.json" "$(benches "$tasks")" && return
   local flags=(--data-root "$(data_root "$split")" --batch-size 16 --seed "$seed" --no-progress ${LIMIT:+--limit $LIMIT})
   if [ "$row" = base ]; then
     run $PY -m eval.run --model-path "$BASE" --benchmarks "$(benches "$tasks")" --method base --output-dir "$res" "${flags[@]}"
