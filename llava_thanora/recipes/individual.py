@@ -7,8 +7,9 @@ deployed model has the same budget; the tasks together train T times as many val
 equal totals instead). Every task sees its samples as often as the multi-task rows see them: with
 `--num_train_epochs` each run makes those epochs over its own task; with `--max_steps S` task t gets
 round(S * n_t / N) steps (n_t of the N samples), so the T runs together take the multi-task run's S steps rather
-than T * S of them (which would give each task T times the training of the rows it is compared with). Each adapter is evaluated on its own task's benchmark only, and the per-task results form
-one table row: `scripts/eval_individual.py` does both (`eval.tables.combine_scores` joins the results).
+than T * S of them (which would give each task T times the training of the rows it is compared with). Each
+adapter is evaluated on its own task's benchmark only, and the per-task results form one table row:
+`scripts/eval_individual.py` does both (`eval.tables.combine_scores` joins the results).
 `--resume_from_checkpoint true` skips finished tasks and resumes the others from their newest checkpoint.
 """
 
